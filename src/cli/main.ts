@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// The `ferry` executable: one commander program; each area registers its own subcommands.
+import { Command } from 'commander';
+import { EXIT_USAGE } from './run-action.js';
+
+const program = new Command('ferry')
+  .description('Ferry: publish private web apps through an outbound-only connector that works with corporate proxies')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .exitOverride((err) => {
+    // commander's own usage errors (unknown option, missing argument) are exit code 2 by contract.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+    process.exit(EXIT_USAGE);
+  });
+
+// Registrations (one line per area, each area in its own file):
+
+await program.parseAsync(process.argv);
