@@ -6,6 +6,7 @@
 // another process committed (e.g. `connectors remove`) and reload.
 //
 // Times are stored as ISO-8601 UTC strings (Date.toISOString), which sort and compare as text.
+// Imports: ../shared only (like all of src/relay, never connector or cli).
 
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
