@@ -2,6 +2,9 @@
 // The `ferry` executable: one commander program; each area registers its own subcommands.
 import { Command } from 'commander';
 import { EXIT_USAGE } from './run-action.js';
+import { registerRelayCommands } from './relay.js';
+import { registerConnectorCommands } from './connector.js';
+import { registerDemoCommand } from './demo.js';
 
 const program = new Command('ferry')
   .description('Ferry: publish private web apps through an outbound-only connector that works with corporate proxies')
@@ -14,5 +17,8 @@ const program = new Command('ferry')
   });
 
 // Registrations (one line per area, each area in its own file):
+registerRelayCommands(program);
+registerConnectorCommands(program);
+registerDemoCommand(program);
 
 await program.parseAsync(process.argv);

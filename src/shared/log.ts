@@ -1,6 +1,6 @@
 // The structured logger: pino, JSON lines on stderr (stdout is for command output and --json).
 // Every message and string field is passed through redact() so no credential is ever logged.
-import { pino, type Logger } from 'pino';
+import { pino, destination, stdSerializers, stdTimeFunctions, type Logger } from 'pino';
 import { redact } from './redact.js';
 
 export type { Logger };
@@ -10,14 +10,14 @@ export function createLogger(name: string, level = process.env.FERRY_LOG_LEVEL ?
     name,
     level,
     base: { pid: process.pid },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: stdTimeFunctions.isoTime,
     hooks: {
       logMethod(args, method) {
         method.apply(this, args.map((arg) => redactValue(arg)) as Parameters<typeof method>);
       },
     },
-    serializers: { err: (err: unknown) => redactValue(pino.stdSerializers.err(err as Error)) },
-  }, pino.destination({ fd: 2, sync: false }));
+    serializers: { err: (err: unknown) => redactValue(stdSerializers.err(err as Error)) },
+  }, destination({ fd: 2, sync: false }));
 }
 
 function redactValue(value: unknown, depth = 0): unknown {

@@ -238,3 +238,8 @@ function randomSerial(): string {
   bytes[0] = (bytes[0]! & 0x7f) | 0x01;
   return bytes.toString('hex');
 }
+
+/** Joins PEM blocks into one chain (leaf first), whatever their trailing newlines. */
+export function pemChain(...blocks: string[]): string {
+  return `${blocks.map((block) => block.trim()).filter(Boolean).join('\n')}\n`;
+}

@@ -1,0 +1,99 @@
+// Serves one tunnel stream: forwards it to the internal app named by the relay and streams the
+// answer back. Bodies are piped in both directions, so the tunnel's HTTP/2 flow control paces the
+// backend. Backend failures become a classified `ferry-error` answer that the relay renders.
+// WebSocket streams (extended CONNECT) become an HTTP/1.1 Upgrade to the backend, then raw bytes.
+import http, { type IncomingMessage, type ClientRequest } from 'node:http';
+import https from 'node:https';
+import http2, { type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { endToEndHeaders, FERRY_HEADERS, type BackendFailureClass } from '../shared/wire.js';
+import { DialError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+
+const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+
+/** Opens connections to backends: direct, or through the backend proxy (the egress seam). */
+export interface BackendAgents {
+  agentFor(url: URL): http.Agent;
+}
+
+export function serveBackendStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, agents: BackendAgents, logger: Logger): void {
+  let internal: URL;
+  try {
+    internal = new URL(String(headers[FERRY_HEADERS.internalUrl]));
+    if (internal.protocol !== 'http:' && internal.protocol !== 'https:') throw new Error('scheme');
+  } catch {
+    return failStream(stream, 'bad-internal-url', 'the relay sent no usable internal URL');
+  }
+  const isWebSocket = headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket';
+  const requestHeaders = endToEndHeaders(headers);
+  const path = String(headers[':path'] ?? '/');
+  const client = internal.protocol === 'https:' ? https : http;
+  const request: ClientRequest = client.request({
+    protocol: internal.protocol,
+    hostname: internal.hostname,
+    port: internal.port || (internal.protocol === 'https:' ? 443 : 80),
+    method: isWebSocket ? 'GET' : String(headers[':method']),
+    path,
+    agent: agents.agentFor(internal),
+    headers: isWebSocket
+      ? { ...requestHeaders, host: internal.host, connection: 'Upgrade', upgrade: 'websocket' }
+      : { ...requestHeaders, host: internal.host },
+  });
+  request.setNoDelay?.(true);
+
+  request.on('response', (response: IncomingMessage) => {
+    if (stream.destroyed) return response.destroy();
+    try {
+      stream.respond({ ':status': response.statusCode ?? 502, ...endToEndHeaders(response.headers) });
+    } catch (error) {
+      logger.debug({ err: error }, 'could not send response headers on the tunnel');
+      return response.destroy();
+    }
+    response.pipe(stream);
+    response.on('error', () => stream.close(NGHTTP2_INTERNAL_ERROR));
+  });
+  request.on('upgrade', (response: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const out = endToEndHeaders(response.headers);
+    stream.respond({ ':status': 200, ...out });
+    if (head.length) stream.write(head);
+    socket.pipe(stream);
+    stream.pipe(socket);
+    socket.on('error', () => stream.close(NGHTTP2_CANCEL));
+    socket.on('close', () => { if (!stream.closed) stream.close(); });
+    stream.on('close', () => socket.destroy());
+  });
+  request.on('error', (error: NodeJS.ErrnoException) => {
+    if (stream.headersSent) {
+      stream.close(NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
+    const errorClass = error instanceof DialError ? error.errorClass as BackendFailureClass : classifyBackendError(error);
+    logger.warn({ app: headers[FERRY_HEADERS.app], backend: internal.origin, errorClass, code: error.code }, 'backend request failed');
+    failStream(stream, errorClass, `${internal.host}: ${error.code ?? error.message}`);
+  });
+  stream.on('close', () => {
+    if (!request.destroyed && !request.writableFinished) request.destroy();
+  });
+  stream.on('error', () => request.destroy());
+  if (isWebSocket) {
+    request.flushHeaders();
+  } else {
+    stream.pipe(request);
+  }
+}
+
+function classifyBackendError(error: NodeJS.ErrnoException): BackendFailureClass {
+  switch (error.code) {
+    case 'ENOTFOUND': case 'EAI_AGAIN': return 'dns';
+    case 'ECONNREFUSED': return 'connect-refused';
+    case 'ETIMEDOUT': case 'EHOSTUNREACH': case 'ENETUNREACH': return 'connect-timeout';
+    case 'ECONNRESET': case 'EPIPE': return 'reset';
+    default: return /CERT|SSL|TLS/.test(error.code ?? '') ? 'tls' : 'reset';
+  }
+}
+
+function failStream(stream: ServerHttp2Stream, errorClass: BackendFailureClass, detail: string): void {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond({ ':status': 502, [FERRY_HEADERS.error]: errorClass, [FERRY_HEADERS.errorDetail]: detail.replace(/[^\x20-\x7e]/g, '?') }, { endStream: true });
+}

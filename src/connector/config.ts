@@ -1,0 +1,56 @@
+// Connector configuration: connector.yaml → a frozen ConnectorConfig. The `proxy` section is the
+// connector's own proxy settings, read by src/config's proxy loader (same file, same semantics as
+// the .NET defaultProxy element); here it is only carried along.
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { loadYamlFile, parseYamlText } from '../config/yaml-file.js';
+
+export const TRANSPORTS = ['auto', 'tcp', 'https'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+const ConnectorFileSchema = z.object({
+  stateDir: z.string().default('./connector-state'),
+  name: z.string().min(1).optional(),
+  tunnels: z.number().int().min(1).max(16).default(2),
+  transport: z.enum(TRANSPORTS).default('auto'),
+  /** Dial the relay by this name instead of the one it advertised (e.g. a name only the proxy resolves). */
+  relayHost: z.string().min(1).optional(),
+  proxy: z.unknown().optional(),
+  wpad: z.unknown().optional(),
+  machineConfig: z.string().optional(),
+  useDefaultProxyForBackendRequests: z.boolean().default(false),
+  pingIntervalMs: z.number().int().min(100).default(15_000),
+  backoff: z.object({
+    initialMs: z.number().int().min(10).default(500),
+    maxMs: z.number().int().min(100).default(30_000),
+    healthyAfterMs: z.number().int().min(0).default(30_000),
+  }).strict().default({}),
+  /** Direct (tcp) attempt timeout before `auto` falls back to https. */
+  directTimeoutMs: z.number().int().min(100).default(5_000),
+  trace: z.string().optional(),
+}).strict();
+
+export type ConnectorFile = z.output<typeof ConnectorFileSchema>;
+
+export interface ConnectorConfig extends Omit<ConnectorFile, 'stateDir' | 'name' | 'machineConfig' | 'trace'> {
+  file: string | undefined;
+  stateDir: string;
+  name: string;
+  machineConfig: string | undefined;
+  trace: string | undefined;
+}
+
+export function loadConnectorConfig(file: string | undefined): ConnectorConfig {
+  const loaded = file ? loadYamlFile(file, ConnectorFileSchema) : parseYamlText('{}', '(defaults)', ConnectorFileSchema);
+  const base = file ? path.dirname(path.resolve(file)) : process.cwd();
+  const raw = loaded.value;
+  return Object.freeze({
+    ...raw,
+    file,
+    stateDir: path.resolve(base, raw.stateDir),
+    name: raw.name ?? os.hostname(),
+    machineConfig: raw.machineConfig ? path.resolve(base, raw.machineConfig) : undefined,
+    trace: raw.trace ? path.resolve(base, raw.trace) : undefined,
+  });
+}

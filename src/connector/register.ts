@@ -1,0 +1,59 @@
+// `ferry connector register`: key pair + CSR, the relay CA checked against the token's fingerprint
+// BEFORE the one-time secret is sent, then certificate and key stored with mode 0600.
+import { createKeyAndCsr, fingerprintSha256 } from '../shared/pki.js';
+import { decodeToken } from '../shared/token.js';
+import { FerryError } from '../shared/errors.js';
+import type { Dialer } from '../egress/types.js';
+import { relayCall } from './relay-client.js';
+import { saveConnectorState, type ConnectorState } from './state.js';
+
+export interface RegistrationAnswer {
+  connectorId: string;
+  name: string;
+  group: string;
+  certPem: string;
+  caPem: string;
+  tunnelAddresses: string[];
+  publicAddresses: string[];
+  registrationUrl: string;
+}
+
+export async function registerConnector(options: { token: string; name: string; stateDir: string; dialer: Dialer; relayHost?: string }): Promise<ConnectorState> {
+  const token = decodeToken(options.token);
+  const relayUrl = new URL(token.relayUrl);
+  if (options.relayHost) relayUrl.hostname = options.relayHost;
+
+  const ca = await relayCall<string>(options.dialer, new URL('/v1/ca', relayUrl), { method: 'GET', tls: {} });
+  const caPem = ca.status === 200 ? ca.text : '';
+  const presented = caPem ? safeFingerprint(caPem) : undefined;
+  if (presented !== token.caFingerprint) {
+    throw new FerryError('ERR_CA_MISMATCH',
+      `the relay at ${relayUrl.origin} presented a CA (${presented ?? 'none'}) that does not match the token's fingerprint (${token.caFingerprint}); nothing was sent`,
+      { permanent: true, fix: 'check that the token was created by this relay; if a proxy inspects TLS, exempt the relay from inspection' });
+  }
+
+  const { keyPem, csrPem } = await createKeyAndCsr(options.name);
+  const answer = await relayCall<RegistrationAnswer | { error: { code: string; message: string } }>(options.dialer, new URL('/v1/register', relayUrl), {
+    method: 'POST', body: { secret: token.secret, csrPem, name: options.name }, tls: { caPem },
+  });
+  if (answer.status !== 200 || !('certPem' in answer.body)) {
+    const error = 'error' in (answer.body ?? {}) ? (answer.body as { error: { code: string; message: string } }).error : { code: 'unknown', message: answer.text.slice(0, 200) };
+    throw new FerryError(`ERR_REGISTRATION_${error.code.toUpperCase().replace(/-/g, '_')}`, `the relay refused the registration: ${error.message}`, { permanent: true });
+  }
+  const body = answer.body;
+  const state: ConnectorState = {
+    connectorId: body.connectorId, name: body.name, group: body.group, registrationUrl: relayUrl.origin,
+    tunnelAddresses: body.tunnelAddresses, publicAddresses: body.publicAddresses,
+    caFingerprint: token.caFingerprint, caPem, certPem: body.certPem, keyPem,
+  };
+  saveConnectorState(options.stateDir, state);
+  return state;
+}
+
+function safeFingerprint(pem: string): string | undefined {
+  try {
+    return fingerprintSha256(pem);
+  } catch {
+    return undefined;
+  }
+}

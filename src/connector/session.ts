@@ -1,0 +1,188 @@
+// One tunnel, one attempt: dial the relay (through the egress seam), TLS with the client
+// certificate and the pinned relay CA, then serve HTTP/2 on that socket with the roles reversed.
+// It never retries; it resolves once the tunnel is over and says how it went, so the supervisor
+// alone decides whether and when to try again.
+import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import os from 'node:os';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { issuerName } from '../shared/cert-issuer.js';
+import { DialError, FerryError } from '../shared/errors.js';
+import { CONTROL_PATHS, TUNNEL_ALPN, type ConnectorHello, type RejectedNotice } from '../shared/wire.js';
+import type { Logger } from '../shared/log.js';
+import type { Dialer } from '../egress/types.js';
+import type { ConnectorState } from './state.js';
+
+export const CONNECTOR_VERSION = process.env.FERRY_CONNECTOR_VERSION ?? '0.1.0';
+
+export interface SessionTarget {
+  /** host:port to dial. */
+  host: string;
+  port: number;
+  /** Name the relay certificate must carry. */
+  servername: string;
+  transport: 'tcp' | 'https';
+}
+
+export interface SessionOptions {
+  dialer: Dialer;
+  state: ConnectorState;
+  target: SessionTarget;
+  logger: Logger;
+  pingIntervalMs: number;
+  connectTimeoutMs: number;
+  onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void;
+  /** Called once the relay has said hello: the tunnel carries traffic from now on. */
+  onUp?(): void;
+  signal: AbortSignal;
+}
+
+export interface SessionOutcome {
+  /** The tunnel was established (TLS done and the relay said hello). */
+  connected: boolean;
+  durationMs: number;
+  error?: Error;
+  /** The relay sent GOAWAY: the old tunnel finishes its streams by itself; reconnect now. */
+  draining?: boolean;
+}
+
+export const TUNNEL_SETTINGS = { initialWindowSize: 1 << 20, enableConnectProtocol: true, maxConcurrentStreams: 20_000 };
+
+export async function serveTunnelOnce(options: SessionOptions): Promise<SessionOutcome> {
+  const started = Date.now();
+  let secure: tls.TLSSocket;
+  try {
+    const dialed = await options.dialer.dial({
+      host: options.target.host, port: options.target.port, caller: 'connector',
+      url: new URL(`https://${formatHost(options.target.host)}:${options.target.port}/`),
+      timeoutMs: options.connectTimeoutMs, signal: options.signal,
+    });
+    secure = await tunnelTls(dialed.socket, options);
+  } catch (error) {
+    return { connected: false, durationMs: Date.now() - started, error: error as Error };
+  }
+  return serveOn(secure, options, started);
+}
+
+function serveOn(socket: tls.TLSSocket, options: SessionOptions, started: number): Promise<SessionOutcome> {
+  const { logger } = options;
+  return new Promise((resolvePromise) => {
+    let settled = false;
+    const resolve = (outcome: SessionOutcome) => {
+      if (settled) return;
+      settled = true;
+      resolvePromise(outcome);
+    };
+    const settle = resolve;
+    let connected = false;
+    let rejection: Error | undefined;
+    let failure: Error | undefined;
+    const server = http2.createServer({ settings: TUNNEL_SETTINGS });
+    let session: ServerHttp2Session | undefined;
+    server.once('session', (s: ServerHttp2Session) => { session = s; });
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+      const path = headers[':path'];
+      if (path === CONTROL_PATHS.hello) {
+        const hello: ConnectorHello = { connectorId: options.state.connectorId, version: CONNECTOR_VERSION, hostname: os.hostname() };
+        stream.respond({ ':status': 200, 'content-type': 'application/json' });
+        stream.end(JSON.stringify(hello));
+        if (!connected) {
+          connected = true;
+          options.onUp?.();
+        }
+        return;
+      }
+      if (path === CONTROL_PATHS.rejected) {
+        readNotice(stream).then((notice) => {
+          rejection = new DialError('relay-rejected', `the relay refused this connector: ${notice.message}`, { target: `${options.target.host}:${options.target.port}`, phase: 'handshake' });
+          session?.destroy();
+        });
+        return;
+      }
+      options.onStream(stream, headers);
+    });
+    server.emit('connection', socket);
+    if (!session) {
+      resolve({ connected: false, durationMs: Date.now() - started, error: new FerryError('ERR_TUNNEL_SETUP', 'could not start HTTP/2 on the tunnel') });
+      return;
+    }
+    const s: ServerHttp2Session = session;
+    s.once('connect', () => s.setLocalWindowSize(32 << 20));
+    s.on('error', (error) => { failure = error; });
+    // GOAWAY: the relay is draining. Streams in flight finish on this session on their own; the
+    // attempt is over now so the supervisor can open a replacement tunnel without waiting.
+    s.on('goaway', () => settle({ connected, durationMs: Date.now() - started, draining: true }));
+    const ping = setInterval(() => {
+      if (s.closed || s.destroyed) return;
+      const timer = setTimeout(() => {
+        failure = new FerryError('ERR_TUNNEL_PING', `the relay did not answer PING within ${options.pingIntervalMs} ms`, { retryable: true });
+        s.destroy();
+      }, options.pingIntervalMs);
+      timer.unref();
+      s.ping((error) => {
+        clearTimeout(timer);
+        if (error && !s.destroyed) s.destroy();
+      });
+    }, options.pingIntervalMs);
+    const onAbort = () => s.close();
+    options.signal.addEventListener('abort', onAbort, { once: true });
+    s.once('close', () => {
+      clearInterval(ping);
+      options.signal.removeEventListener('abort', onAbort);
+      const error = rejection ?? failure ?? (options.signal.aborted ? undefined : new FerryError('ERR_TUNNEL_CLOSED', 'the relay closed the tunnel', { retryable: true }));
+      if (!rejection && !connected) logger.debug('tunnel closed before the relay said hello');
+      resolve({ connected: connected || !!rejection, durationMs: Date.now() - started, error });
+    });
+  });
+}
+
+function tunnelTls(socket: Duplex, options: SessionOptions): Promise<tls.TLSSocket> {
+  const target = `${options.target.host}:${options.target.port}`;
+  return new Promise((resolve, reject) => {
+    const secure = tls.connect({
+      socket,
+      servername: /^[\d.]+$|:/.test(options.target.servername) ? undefined : options.target.servername,
+      host: options.target.servername,
+      ca: [options.state.caPem],
+      cert: options.state.certPem,
+      key: options.state.keyPem,
+      ALPNProtocols: [TUNNEL_ALPN],
+    });
+    const timer = setTimeout(() => secure.destroy(new DialError('tls', `TLS handshake with ${target} timed out`, { target, phase: 'tls' })), options.connectTimeoutMs);
+    secure.once('secureConnect', () => {
+      clearTimeout(timer);
+      secure.setNoDelay(true);
+      resolve(secure);
+    });
+    secure.once('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (error instanceof DialError) return reject(error);
+      const chainFailure = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(error.code ?? '');
+      const presented = secure.getPeerCertificate?.();
+      const issuer = issuerName(presented);
+      reject(chainFailure
+        ? new DialError('tls-interception', `the certificate presented for ${target} does not chain to the pinned relay CA (presented issuer: ${issuer ?? 'unknown'})`, { target, phase: 'tls', observedIssuer: issuer }, { cause: error })
+        : new DialError('tls', `TLS handshake with ${target} failed: ${error.message}`, { target, phase: 'tls' }, { cause: error }));
+    });
+  });
+}
+
+async function readNotice(stream: ServerHttp2Stream): Promise<RejectedNotice> {
+  let text = '';
+  stream.setEncoding('utf8');
+  for await (const chunk of stream) {
+    text += chunk as string;
+    if (text.length > 8192) break;
+  }
+  stream.respond({ ':status': 204 }, { endStream: true });
+  try {
+    return JSON.parse(text) as RejectedNotice;
+  } catch {
+    return { reason: 'unknown', message: 'no reason given' };
+  }
+}
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -1,0 +1,202 @@
+// Carries one user request (HTTP/1.1 or HTTP/2) down a tunnel as one HTTP/2 stream and the answer
+// back, streaming both ways: bodies are piped, so HTTP/2 flow control (not a buffer) paces a slow
+// browser or a slow backend. WebSocket upgrades become RFC 8441 extended CONNECT streams.
+import http2, { type IncomingHttpHeaders as H2Headers, type ClientHttp2Stream } from 'node:http2';
+import type { IncomingMessage, ServerResponse, IncomingHttpHeaders } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { endToEndHeaders, FERRY_HEADERS } from '../shared/wire.js';
+import type { Logger } from '../shared/log.js';
+import { renderUserError, userErrors, type UserError } from './error-page.js';
+import type { Tunnel, TunnelRegistry } from './tunnel-registry.js';
+
+export interface PublishedApp {
+  name: string;
+  externalUrl: URL;
+  internalUrl: URL;
+  group: string;
+  timeoutMs: number;
+}
+
+export interface ForwardContext {
+  findApp(host: string): PublishedApp | undefined;
+  tunnels: TunnelRegistry;
+  logger: Logger;
+  isDraining(): boolean;
+  /** Counts requests in flight, so a graceful shutdown can wait for them. */
+  inflight: { count: number };
+}
+
+type UserRequest = IncomingMessage | Http2ServerRequest;
+type UserResponse = ServerResponse | Http2ServerResponse;
+
+const { NGHTTP2_CANCEL } = http2.constants;
+
+export function hostOf(headers: IncomingHttpHeaders | H2Headers): string {
+  return String(headers[':authority'] ?? headers.host ?? '').toLowerCase();
+}
+
+/** Handles one ordinary user request. */
+export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserResponse, userProto: 'http' | 'https'): void {
+  const host = hostOf(req.headers);
+  const accept = req.headers.accept;
+  const app = ctx.findApp(host);
+  if (!app) return sendError(res, userErrors.unknownHost(host), accept);
+  if (ctx.isDraining()) return sendError(res, userErrors.draining(), accept);
+  const tunnel = ctx.tunnels.pick(app.group);
+  if (!tunnel) return sendError(res, userErrors.noConnector(app.group), accept);
+
+  const headers = tunnelRequestHeaders(req, app, host, userProto);
+  const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && !(req.headers['content-length'] === '0');
+  let stream: ClientHttp2Stream;
+  try {
+    stream = tunnel.session.request(headers, { endStream: !hasBody });
+  } catch (error) {
+    ctx.logger.warn({ err: error, tunnel: tunnel.id }, 'tunnel refused a new stream');
+    return sendError(res, userErrors.connectorLost(), accept);
+  }
+  track(ctx, tunnel, stream);
+
+  let answered = false;
+  const timer = setTimeout(() => {
+    if (answered) return;
+    answered = true;
+    stream.close(NGHTTP2_CANCEL);
+    sendError(res, userErrors.backendTimeout(app.timeoutMs), accept);
+  }, app.timeoutMs);
+  timer.unref();
+
+  if (hasBody) req.pipe(stream);
+  stream.on('response', (responseHeaders) => {
+    clearTimeout(timer);
+    if (answered) return;
+    answered = true;
+    const status = Number(responseHeaders[':status']);
+    const failure = responseHeaders[FERRY_HEADERS.error];
+    if (failure) {
+      stream.resume();
+      const detail = String(responseHeaders[FERRY_HEADERS.errorDetail] ?? '');
+      return sendError(res, userErrors.backendUnreachable(String(failure), detail), accept, String(failure));
+    }
+    const out = endToEndHeaders(responseHeaders);
+    rewriteLocation(out, app);
+    res.writeHead(status, out as Record<string, string | string[]>);
+    stream.pipe(res as NodeJS.WritableStream);
+  });
+  stream.on('error', (error) => {
+    clearTimeout(timer);
+    if (!answered) {
+      answered = true;
+      ctx.logger.warn({ err: error, app: app.name, tunnel: tunnel.id }, 'tunnel stream failed before the answer');
+      sendError(res, userErrors.connectorLost(), accept);
+    } else {
+      res.destroy(error);
+    }
+  });
+  // The user went away: stop the backend work too.
+  res.on('close', () => {
+    clearTimeout(timer);
+    if (!stream.closed) stream.close(NGHTTP2_CANCEL);
+  });
+}
+
+/** Handles an HTTP/1.1 Upgrade (WebSocket) by opening an extended CONNECT stream. */
+export function forwardUpgrade(ctx: ForwardContext, req: IncomingMessage, socket: Duplex, head: Buffer, userProto: 'http' | 'https'): void {
+  const host = hostOf(req.headers);
+  const app = ctx.findApp(host);
+  const fail = (error: UserError) => {
+    socket.end(`HTTP/1.1 ${error.status} ${error.title}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${error.detail}\n`);
+  };
+  if (String(req.headers.upgrade).toLowerCase() !== 'websocket') return fail({ ...userErrors.unknownHost(host), status: 400, title: 'Bad Request', detail: 'only WebSocket upgrades are supported' });
+  if (!app) return fail(userErrors.unknownHost(host));
+  const tunnel = ctx.tunnels.pick(app.group);
+  if (!tunnel) return fail(userErrors.noConnector(app.group));
+
+  const headers = tunnelRequestHeaders(req, app, host, userProto);
+  headers[':method'] = 'CONNECT';
+  headers[':protocol'] = 'websocket';
+  for (const name of ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol', 'sec-websocket-extensions']) {
+    const value = req.headers[name];
+    if (value !== undefined) headers[name] = value;
+  }
+  let stream: ClientHttp2Stream;
+  try {
+    stream = tunnel.session.request(headers);
+  } catch {
+    return fail(userErrors.connectorLost());
+  }
+  track(ctx, tunnel, stream);
+  stream.on('response', (responseHeaders) => {
+    const status = Number(responseHeaders[':status']);
+    if (status !== 200 || responseHeaders[FERRY_HEADERS.error]) {
+      const detail = String(responseHeaders[FERRY_HEADERS.errorDetail] ?? `backend answered ${status}`);
+      stream.close(NGHTTP2_CANCEL);
+      return fail(userErrors.backendUnreachable(String(responseHeaders[FERRY_HEADERS.error] ?? 'refused-upgrade'), detail));
+    }
+    const lines = ['HTTP/1.1 101 Switching Protocols', 'upgrade: websocket', 'connection: Upgrade'];
+    for (const [name, value] of Object.entries(endToEndHeaders(responseHeaders))) {
+      for (const item of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${item}`);
+    }
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (head.length) stream.write(head);
+    stream.pipe(socket);
+    socket.pipe(stream);
+  });
+  stream.on('error', () => socket.destroy());
+  stream.on('close', () => socket.destroy());
+  socket.on('error', () => stream.close(NGHTTP2_CANCEL));
+  socket.on('close', () => { if (!stream.closed) stream.close(NGHTTP2_CANCEL); });
+}
+
+function tunnelRequestHeaders(req: UserRequest, app: PublishedApp, host: string, userProto: 'http' | 'https'): Record<string, string | string[]> {
+  const headers: Record<string, string | string[]> = endToEndHeaders(req.headers);
+  const clientIp = req.socket.remoteAddress ?? '';
+  const prior = req.headers['x-forwarded-for'];
+  headers['x-forwarded-for'] = prior ? `${prior}, ${clientIp}` : clientIp;
+  headers['x-forwarded-host'] = host;
+  headers['x-forwarded-proto'] = userProto;
+  headers[':method'] = req.method ?? 'GET';
+  headers[':path'] = joinPath(app, req.url ?? '/');
+  headers[':scheme'] = app.internalUrl.protocol.replace(':', '');
+  headers[':authority'] = app.internalUrl.host;
+  headers[FERRY_HEADERS.internalUrl] = app.internalUrl.origin;
+  headers[FERRY_HEADERS.app] = app.name;
+  return headers;
+}
+
+/** Maps an external path onto the internal URL: the external path prefix becomes the internal one. */
+function joinPath(app: PublishedApp, requestPath: string): string {
+  const externalPrefix = app.externalUrl.pathname.replace(/\/$/, '');
+  const internalPrefix = app.internalUrl.pathname.replace(/\/$/, '');
+  const rest = externalPrefix && requestPath.startsWith(externalPrefix) ? requestPath.slice(externalPrefix.length) : requestPath;
+  return `${internalPrefix}${rest.startsWith('/') ? rest : `/${rest}`}`;
+}
+
+/** A Location pointing at the internal URL is rewritten to the external one. */
+function rewriteLocation(headers: Record<string, string | string[]>, app: PublishedApp): void {
+  const location = headers.location;
+  if (typeof location !== 'string') return;
+  const internal = app.internalUrl.href.replace(/\/$/, '');
+  if (location === internal || location.startsWith(`${internal}/`) || location.startsWith(`${internal}?`)) {
+    headers.location = app.externalUrl.href.replace(/\/$/, '') + location.slice(internal.length);
+  }
+}
+
+function track(ctx: ForwardContext, tunnel: Tunnel, stream: ClientHttp2Stream): void {
+  tunnel.active++;
+  ctx.inflight.count++;
+  stream.once('close', () => {
+    tunnel.active--;
+    ctx.inflight.count--;
+  });
+}
+
+function sendError(res: UserResponse, error: UserError, accept: string | undefined, errorClass?: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const page = renderUserError(error, accept, errorClass);
+  res.writeHead(error.status, { ...page.headers, 'content-length': Buffer.byteLength(page.body) });
+  res.end(page.body);
+}

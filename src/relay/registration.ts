@@ -1,0 +1,127 @@
+// The registration API (HTTPS): hands out the relay CA (public, so the connector can check it
+// against the fingerprint in its token before it sends anything secret), exchanges a one-time
+// token and a CSR for a client certificate, and renews certificates over mTLS.
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { certificateInfo, pemChain, signCsr } from '../shared/pki.js';
+import { hashSecret } from '../shared/token.js';
+import type { Logger } from '../shared/log.js';
+import type { RelayIdentity } from './identity.js';
+import type { RelayStore } from './store.js';
+
+export interface RegistrationResponse {
+  connectorId: string;
+  name: string;
+  group: string;
+  certPem: string;
+  caPem: string;
+  tunnelAddresses: string[];
+  publicAddresses: string[];
+  registrationUrl: string;
+}
+
+const RegisterBody = z.object({ secret: z.string().min(8), csrPem: z.string().min(50), name: z.string().min(1).max(200) });
+const RenewBody = z.object({ csrPem: z.string().min(50) });
+
+export interface RegistrationOptions {
+  identity: RelayIdentity;
+  store: RelayStore;
+  logger: Logger;
+  advertise: { tunnel: string[]; public: string[]; registrationUrl: string };
+  connectorCertDays: number;
+}
+
+export function createRegistrationServer(options: RegistrationOptions): https.Server {
+  const { identity, store, logger } = options;
+  return https.createServer({
+    cert: pemChain(identity.server.certPem, identity.ca.certPem),
+    key: identity.server.keyPem,
+    ca: [identity.ca.certPem],
+    // Renewal authenticates with the current certificate; registration has none yet.
+    requestCert: true,
+    rejectUnauthorized: false,
+  }, (req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      logger.error({ err: error }, 'registration request failed');
+      reply(res, 500, { error: { code: 'internal', message: 'the relay could not complete the request' } });
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://relay');
+    if (req.method === 'GET' && url.pathname === '/v1/ca') {
+      res.writeHead(200, { 'content-type': 'application/x-pem-file' });
+      res.end(identity.ca.certPem);
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === '/v1/register') {
+      const body = RegisterBody.safeParse(await readJson(req));
+      if (!body.success) return reply(res, 400, { error: { code: 'bad-request', message: 'expected {secret, csrPem, name}' } });
+      const check = store.consumeToken(hashSecret(body.data.secret));
+      if (!check.ok) {
+        const message = {
+          unknown: 'the registration token is not known to this relay',
+          used: 'the registration token was already used (tokens are one-time)',
+          expired: 'the registration token has expired',
+        }[check.reason];
+        logger.warn({ reason: check.reason, remote: req.socket.remoteAddress }, 'registration refused');
+        return reply(res, 403, { error: { code: `token-${check.reason}`, message: `${message}; create a new one with "ferry relay token create"` } });
+      }
+      const connectorId = randomUUID();
+      let certPem: string;
+      try {
+        certPem = await signCsr(identity.ca, body.data.csrPem, { commonName: connectorId, validityDays: options.connectorCertDays });
+      } catch {
+        return reply(res, 400, { error: { code: 'bad-csr', message: 'the certificate signing request is invalid' } });
+      }
+      const info = certificateInfo(certPem);
+      const row = store.addConnector({ id: connectorId, name: body.data.name, group: check.group, certFingerprint: info.fingerprint, certNotAfter: info.notAfter });
+      logger.info({ connectorId, name: row.name, group: row.group }, 'connector registered');
+      const response: RegistrationResponse = {
+        connectorId, name: row.name, group: row.group, certPem, caPem: identity.ca.certPem,
+        tunnelAddresses: options.advertise.tunnel, publicAddresses: options.advertise.public, registrationUrl: options.advertise.registrationUrl,
+      };
+      return reply(res, 200, response);
+    }
+    if (req.method === 'POST' && url.pathname === '/v1/renew') {
+      const socket = req.socket as TLSSocket;
+      const fingerprint = (socket.getPeerCertificate()?.fingerprint256 ?? '').replace(/:/g, '').toLowerCase();
+      const connector = socket.authorized && fingerprint ? store.findConnectorByFingerprint(fingerprint) : undefined;
+      if (!connector || connector.revokedAt) {
+        return reply(res, 403, { error: { code: 'relay-rejected', message: 'this connector is not registered (or was removed); re-register it with a new token' } });
+      }
+      const body = RenewBody.safeParse(await readJson(req));
+      if (!body.success) return reply(res, 400, { error: { code: 'bad-request', message: 'expected {csrPem}' } });
+      const certPem = await signCsr(identity.ca, body.data.csrPem, { commonName: connector.id, validityDays: options.connectorCertDays });
+      const info = certificateInfo(certPem);
+      store.renewConnectorCert(connector.id, info.fingerprint, info.notAfter);
+      logger.info({ connectorId: connector.id }, 'connector certificate renewed');
+      return reply(res, 200, { certPem });
+    }
+    reply(res, 404, { error: { code: 'not-found', message: `no such endpoint: ${req.method} ${url.pathname}` } });
+  }
+}
+
+async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,0 +1,166 @@
+// src/relay — the cloud side: user listeners, the tunnel listener, registration, the embedded
+// store, tunnel choice and request forwarding. Imports src/shared and src/config; never imports
+// src/connector or src/cli.
+//
+// Relay composes the parts and owns their lifecycle. Changes made by `ferry relay …` commands
+// (apps, revocations) arrive through the shared SQLite file: the relay polls PRAGMA data_version,
+// which changes only when another connection commits, so the poll costs one cheap query.
+import http from 'node:http';
+import http2, { type ClientHttp2Session, type Http2SecureServer, type ServerHttp2Session } from 'node:http2';
+import tls from 'node:tls';
+import net from 'node:net';
+import path from 'node:path';
+import { once } from 'node:events';
+import type { Logger } from '../shared/log.js';
+import { TUNNEL_ALPN } from '../shared/wire.js';
+import type { RelayConfig, HostPort } from './config.js';
+import { ensureRelayIdentity, type RelayIdentity } from './identity.js';
+import { pemChain } from '../shared/pki.js';
+import { RelayStore } from './store.js';
+import { TunnelRegistry } from './tunnel-registry.js';
+import { acceptTunnel } from './tunnel-acceptor.js';
+import { forwardRequest, forwardUpgrade, type ForwardContext, type PublishedApp } from './forward.js';
+import { createRegistrationServer } from './registration.js';
+
+export interface RelayPorts {
+  user: number;
+  userPlain?: number;
+  tunnel: number;
+  registration: number;
+}
+
+export function relayDatabasePath(stateDir: string): string {
+  return path.join(stateDir, 'relay.db');
+}
+
+export class Relay {
+  readonly tunnels = new TunnelRegistry();
+  private store!: RelayStore;
+  private identity!: RelayIdentity;
+  private apps = new Map<string, PublishedApp>();
+  private dataVersion = -1;
+  private draining = false;
+  private readonly inflight = { count: 0 };
+  private readonly tunnelSessions = new Set<ClientHttp2Session>();
+  private readonly userSessions = new Set<ServerHttp2Session>();
+  private servers: net.Server[] = [];
+  private watcher: NodeJS.Timeout | undefined;
+
+  constructor(private readonly config: RelayConfig, private readonly logger: Logger) {}
+
+  get caFingerprint(): string {
+    return this.identity.caFingerprint;
+  }
+
+  async start(): Promise<RelayPorts> {
+    const { config, logger } = this;
+    this.identity = await ensureRelayIdentity(config.stateDir, config.hostnames, config.tls);
+    this.store = RelayStore.open(relayDatabasePath(config.stateDir));
+    this.refresh();
+    this.watcher = setInterval(() => this.refresh(), 500);
+    this.watcher.unref();
+
+    const forward: ForwardContext = {
+      findApp: (host) => this.apps.get(host) ?? this.apps.get(stripDefaultPort(host)),
+      tunnels: this.tunnels,
+      logger,
+      isDraining: () => this.draining,
+      inflight: this.inflight,
+    };
+
+    // Tunnels: mTLS required; only certificates issued by the relay CA get past the handshake.
+    const tunnelServer = tls.createServer({
+      cert: pemChain(this.identity.server.certPem, this.identity.ca.certPem),
+      key: this.identity.server.keyPem,
+      ca: [this.identity.ca.certPem],
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: [TUNNEL_ALPN],
+    }, (socket) => acceptTunnel({ store: this.store, tunnels: this.tunnels, logger, pingIntervalMs: config.tunnelPingIntervalMs, sessions: this.tunnelSessions }, socket));
+    tunnelServer.on('tlsClientError', (error, socket) => logger.warn({ err: error, remote: socket.remoteAddress }, 'tunnel TLS handshake failed'));
+
+    // Users: HTTPS with HTTP/2 and HTTP/1.1.
+    const userServer: Http2SecureServer = http2.createSecureServer({
+      cert: pemChain(this.identity.user.certPem, config.tls ? '' : this.identity.ca.certPem),
+      key: this.identity.user.keyPem,
+      allowHTTP1: true,
+      settings: { initialWindowSize: 1 << 20 },
+    }, (req, res) => forwardRequest(forward, req, res, 'https'));
+    userServer.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => forwardUpgrade(forward, req, socket, head, 'https'));
+    userServer.on('session', (session: ServerHttp2Session) => {
+      this.userSessions.add(session);
+      session.once('close', () => this.userSessions.delete(session));
+    });
+    userServer.on('secureConnection', (socket: tls.TLSSocket) => socket.setNoDelay(true));
+
+    const registrationServer = createRegistrationServer({
+      identity: this.identity, store: this.store, logger, advertise: config.advertise, connectorCertDays: config.connectorCertDays,
+    });
+
+    const ports: RelayPorts = {
+      tunnel: await listen(tunnelServer, config.listen.tunnel),
+      user: await listen(userServer, config.listen.user),
+      registration: await listen(registrationServer, config.listen.registration),
+    };
+    this.servers.push(tunnelServer, userServer, registrationServer);
+    if (config.listen.userPlain) {
+      const plain = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => forwardRequest(forward, req, res, 'http'));
+      plain.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => forwardUpgrade(forward, req, socket, head, 'http'));
+      plain.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
+      ports.userPlain = await listen(plain, config.listen.userPlain);
+      this.servers.push(plain);
+    }
+    logger.info({ ports, caFingerprint: this.identity.caFingerprint, stateDir: config.stateDir }, 'relay listening');
+    return ports;
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, send GOAWAY on every tunnel (connectors reconnect or move to
+   * another relay) and user session, let requests in flight finish (up to graceMs), then close.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.draining = true;
+    if (this.watcher) clearInterval(this.watcher);
+    for (const server of this.servers) server.close();
+    for (const session of this.userSessions) session.close();
+    const deadline = Date.now() + graceMs;
+    while (this.inflight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const session of this.tunnelSessions) session.close();
+    for (const server of this.servers) (server as http.Server).closeAllConnections?.();
+    await new Promise((r) => setTimeout(r, 50));
+    for (const session of this.tunnelSessions) session.destroy();
+    for (const session of this.userSessions) session.destroy();
+    this.store?.close();
+    this.logger.info('relay stopped');
+  }
+
+  /** Reloads apps and closes tunnels of revoked connectors when the database changed. */
+  private refresh(): void {
+    const version = this.store.dataVersion();
+    if (version === this.dataVersion) return;
+    this.dataVersion = version;
+    const apps = new Map<string, PublishedApp>();
+    for (const row of this.store.listApps()) {
+      apps.set(row.externalHost, { name: row.name, externalUrl: new URL(row.externalUrl), internalUrl: new URL(row.internalUrl), group: row.group, timeoutMs: row.timeoutMs });
+    }
+    this.apps = apps;
+    for (const tunnel of this.tunnels.all()) {
+      const row = this.store.getConnector(tunnel.connectorId);
+      if (!row || row.revokedAt) {
+        this.logger.warn({ connectorId: tunnel.connectorId, tunnel: tunnel.id }, 'connector removed: closing its tunnel');
+        this.tunnels.remove(tunnel);
+        tunnel.session.destroy();
+      }
+    }
+  }
+}
+
+function stripDefaultPort(host: string): string {
+  return host.replace(/:(443|80)$/, '');
+}
+
+async function listen(server: net.Server, at: HostPort): Promise<number> {
+  server.listen(at.port, at.host);
+  await once(server, 'listening');
+  return (server.address() as net.AddressInfo).port;
+}

@@ -1,0 +1,65 @@
+// The tunnel's wire contract, shared by relay and connector (DESIGN.md "The tunnel").
+//
+// After TLS, roles reverse: the relay is the HTTP/2 client and the connector the HTTP/2 server.
+// Each user request is one stream. The relay tells the connector where the request goes with
+// FERRY_HEADERS.internalUrl (the relay is trusted; the connector validates the scheme), and the
+// connector tells the relay why a backend failed with FERRY_HEADERS.error.
+
+/** ALPN protocol a connector offers, so the relay's public port can tell tunnels from users. */
+export const TUNNEL_ALPN = 'ferry-tunnel/1';
+
+export const FERRY_HEADERS = {
+  /** Origin of the internal app, e.g. `http://10.0.0.5:8080` (relay → connector). */
+  internalUrl: 'ferry-internal-url',
+  /** App name, for logs (relay → connector). */
+  app: 'ferry-app',
+  /** Backend failure class on a connector-generated error response (connector → relay). */
+  error: 'ferry-error',
+  /** Human detail of that failure (connector → relay). */
+  errorDetail: 'ferry-error-detail',
+} as const;
+
+/** Control requests the relay sends on a new tunnel. */
+export const CONTROL_PATHS = {
+  /** Relay asks; connector answers with ConnectorHello. */
+  hello: '/.well-known/ferry/hello',
+  /** Relay tells the connector its certificate is not (or no longer) accepted, then closes. */
+  rejected: '/.well-known/ferry/rejected',
+} as const;
+
+export interface ConnectorHello {
+  connectorId: string;
+  version: string;
+  hostname: string;
+}
+
+export interface RejectedNotice {
+  reason: 'revoked' | 'unknown';
+  message: string;
+}
+
+/** Backend failure classes the connector reports (the relay turns them into 502/504 pages). */
+export type BackendFailureClass = 'dns' | 'connect-refused' | 'connect-timeout' | 'tls' | 'reset' | 'proxy-refused' | 'proxy-auth-required' | 'bad-internal-url';
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) plus HTTP/2-forbidden ones: never forwarded. */
+export const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'proxy-authorization', 'proxy-authenticate', 'http2-settings', 'host',
+]);
+
+/** Copies headers, dropping hop-by-hop ones, pseudo-headers and those named in Connection. */
+export function endToEndHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const named = new Set<string>();
+  const connection = headers.connection;
+  for (const value of Array.isArray(connection) ? connection : connection ? [connection] : []) {
+    for (const token of value.split(',')) named.add(token.trim().toLowerCase());
+  }
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || name.startsWith(':')) continue;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || named.has(lower) || lower.startsWith('ferry-')) continue;
+    out[lower] = value;
+  }
+  return out;
+}
