@@ -104,7 +104,12 @@ export class Supervisor {
 
   /** In `auto`, a direct attempt that cannot connect switches to https through the proxy. */
   private noteFailure(target: SessionTarget, error: Error | undefined): void {
-    if (this.options.transport !== 'auto' || target.transport !== 'tcp') return;
+    if (this.options.transport !== 'auto') return;
+    if (target.transport === 'https') {
+      // https failed as well (e.g. the relay is restarting): the next attempt tries direct again.
+      this.httpsSince = undefined;
+      return;
+    }
     if (error instanceof DialError && ['connect-timeout', 'connect-refused', 'dns'].includes(error.errorClass)) {
       if (this.httpsSince === undefined) {
         this.options.logger.warn({ reason: error.errorClass, detail: error.message },

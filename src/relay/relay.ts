@@ -21,6 +21,7 @@ import { TunnelRegistry } from './tunnel-registry.js';
 import { acceptTunnel } from './tunnel-acceptor.js';
 import { forwardRequest, forwardUpgrade, type ForwardContext, type PublishedApp } from './forward.js';
 import { createRegistrationServer } from './registration.js';
+import { parseClientHello } from './client-hello.js';
 
 export interface RelayPorts {
   user: number;
@@ -97,12 +98,14 @@ export class Relay {
       identity: this.identity, store: this.store, logger, advertise: config.advertise, connectorCertDays: config.connectorCertDays,
     });
 
+    // The public port serves users and, for connectors whose proxy allows only 443, tunnels too.
+    const publicServer = net.createServer((socket) => dispatchByAlpn(socket, userServer, tunnelServer));
     const ports: RelayPorts = {
       tunnel: await listen(tunnelServer, config.listen.tunnel),
-      user: await listen(userServer, config.listen.user),
+      user: await listen(publicServer, config.listen.user),
       registration: await listen(registrationServer, config.listen.registration),
     };
-    this.servers.push(tunnelServer, userServer, registrationServer);
+    this.servers.push(tunnelServer, publicServer, userServer, registrationServer);
     if (config.listen.userPlain) {
       const plain = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => forwardRequest(forward, req, res, 'http'));
       plain.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => forwardUpgrade(forward, req, socket, head, 'http'));
@@ -153,6 +156,29 @@ export class Relay {
       }
     }
   }
+}
+
+/**
+ * Hands a public-port connection to the tunnel server when its ClientHello offers the tunnel ALPN,
+ * else to the user server. The bytes read to decide are pushed back (unshift) and replayed by the
+ * TLS server, so the handshake is untouched.
+ */
+function dispatchByAlpn(socket: net.Socket, userServer: net.Server, tunnelServer: net.Server): void {
+  socket.setNoDelay(true);
+  let buffered: Buffer = Buffer.alloc(0);
+  const timer = setTimeout(() => socket.destroy(), 10_000);
+  const onData = (chunk: Buffer) => {
+    buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
+    const hello = parseClientHello(buffered);
+    if (hello === undefined && buffered.length < 16_384) return;
+    socket.off('data', onData);
+    clearTimeout(timer);
+    socket.pause();
+    socket.unshift(buffered);
+    (hello?.alpn.includes(TUNNEL_ALPN) ? tunnelServer : userServer).emit('connection', socket);
+  };
+  socket.on('data', onData);
+  socket.on('error', () => clearTimeout(timer));
 }
 
 function stripDefaultPort(host: string): string {
