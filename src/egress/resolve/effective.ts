@@ -8,10 +8,12 @@ import type { SystemProxy } from './system-env.js';
 export interface ProxyAddress {
   route: Exclude<Route, { kind: 'DIRECT' }>;
   describe: string;
+  origin?: SettingOrigin;
 }
 
 export interface BypassRule {
   describe: string;
+  origin?: SettingOrigin;
   /** `target` = `scheme://host[:port]` for config regexes; `host` for NO_PROXY rules. */
   matches(target: string, host: string): boolean;
 }
@@ -130,13 +132,14 @@ export function buildEffectiveProxy(layer: ProxySettingsLayer | undefined, syste
   }
   if (p.address) {
     const route = addressToRoute(p.address);
-    effective.address = { route, describe: `${where(layer.origins.address)} proxyaddress=${p.address}` };
+    effective.address = { route, describe: `${where(layer.origins.address)} proxyaddress=${p.address}`, origin: layer.origins.address };
     delete effective.perScheme;
     scriptKilledBy ??= `proxyaddress (${where(layer.origins.address)})`;
   }
   if (layer.bypassList.length) {
     effective.bypass = layer.bypassList.map((entry) => ({
       describe: `${where(entry.origin)} bypass regex "${entry.pattern}"`,
+      origin: entry.origin,
       matches: (target: string) => entry.regex.test(target),
     }));
     scriptKilledBy ??= `the bypass list (${where(layer.origins.bypassList)})`;

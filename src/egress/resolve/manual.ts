@@ -14,6 +14,8 @@ export interface LocalFacts {
 export interface ManualDecision {
   route: Route;
   reason: string;
+  /** The setting that decided, when a config file did. */
+  origin?: { file: string; line: number };
 }
 
 /** The host as the URL holds it, without IPv6 brackets. */
@@ -60,12 +62,12 @@ export function decideManual(effective: EffectiveProxy, url: URL, facts: LocalFa
     return { route: { kind: 'DIRECT' }, reason: effective.source === 'system' || effective.perScheme ? 'no proxy address (no HTTPS_PROXY/HTTP_PROXY/ALL_PROXY set)' : 'no proxy address configured' };
   }
   if (effective.bypassOnLocal && isLocalHost(host, facts)) {
-    return { route: { kind: 'DIRECT' }, reason: `bypassonlocal: ${host} is local (${host.includes('.') && !isIP(host) ? `in the primary domain ${facts.dnsDomain}` : isIP(host) ? 'a local address' : 'a name without a dot'})` };
+    return { route: { kind: 'DIRECT' }, origin: effective.layer?.origins.bypassOnLocal, reason: `${effective.layer?.origins.bypassOnLocal ? `${effective.layer.origins.bypassOnLocal.file}:${effective.layer.origins.bypassOnLocal.line} ` : ''}bypassonlocal: ${host} is local (${host.includes('.') && !isIP(host) ? `in the primary domain ${facts.dnsDomain}` : isIP(host) ? 'a local address' : 'a name without a dot'})` };
   }
   const target = bypassTarget(url);
   const hit = effective.bypass.find((rule) => rule.matches(target, host));
-  if (hit) return { route: { kind: 'DIRECT' }, reason: `${hit.describe} matches ${target}` };
-  if (effective.address) return { route: effective.address.route, reason: effective.address.describe };
+  if (hit) return { route: { kind: 'DIRECT' }, reason: `${hit.describe} matches ${target}`, origin: hit.origin };
+  if (effective.address) return { route: effective.address.route, reason: effective.address.describe, origin: effective.address.origin };
   if (!perSchemeEntry) return { route: { kind: 'DIRECT' }, reason: `no system proxy for ${url.protocol.slice(0, -1)} destinations` };
   return { route: perSchemeEntry.route, reason: perSchemeEntry.describe };
 }
