@@ -77,7 +77,8 @@ export function parseDotnetProxyConfig(text: string, file: string): ProxySetting
       if (name !== 'configuration') fail(`the root element is <${name}>, expected <configuration>`, tagLine, 'a .NET config file starts with <configuration>; put <system.net><defaultProxy> inside it');
       return;
     }
-    if (depth === 1 || (depth === 2 && name !== 'defaultProxy') || (depth === 2 && stack[1] !== 'system.net')) return;
+    if (depth === 1 || (depth === 2 && name !== 'defaultProxy') || stack[1] !== 'system.net') return;
+    if (depth > 2 && !inSection()) return;
     if (depth === 2) {
       sections += 1;
       if (sections > 1) fail('<defaultProxy> appears more than once', tagLine, 'keep a single <defaultProxy> element in <system.net>');

@@ -63,8 +63,12 @@ export function parseYamlProxyConfig(text: string, file: string): ProxySettingsL
   const raw: unknown = doc.toJS().proxy ?? {};
 
   const nodeLine = (path: (string | number)[]): number => {
-    const node = doc.getIn(['proxy', ...path], true) as YamlNode | undefined;
-    return node?.range ? lineOf(node.range[0]) : sectionLine;
+    // A missing key has no node: report the nearest enclosing one.
+    for (let length = path.length; length > 0; length -= 1) {
+      const node = doc.getIn(['proxy', ...path.slice(0, length)], true) as YamlNode | undefined;
+      if (node?.range) return lineOf(node.range[0]);
+    }
+    return sectionLine;
   };
   const keyLine = (path: (string | number)[], key: string): number => {
     const parent = path.length ? doc.getIn(['proxy', ...path], true) : doc.get('proxy', true);
@@ -78,7 +82,8 @@ export function parseYamlProxyConfig(text: string, file: string): ProxySettingsL
 
   const parsed = proxySectionSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
+    // An unknown key explains a "missing" one (a misspelling): report it first.
+    const issue = parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? parsed.error.issues[0]!;
     const where = issue.path.map(String).join('.');
     if (issue.code === 'unrecognized_keys') {
       const key = issue.keys[0]!;
