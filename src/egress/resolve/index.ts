@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { loadOptionalProxySettingsFile, loadProxySettingsFile, type ProxySettingsLayer } from '../../config/proxy-settings.js';
 import { createPacEngine, formatRoute, PacDecisionCache, PacError, parsePacResult, type PacEngine, type PacLimits } from '../pac/index.js';
 import type { Caller, Provenance, ProxyResolver, Route, RouteDecision } from '../types.js';
-import { createLookup, fetchScriptLocation, WpadDiscovery, type WpadOptions, type WpadResult } from '../wpad/index.js';
+import { createLookup, fetchScriptLocation, WpadDiscovery, type WpadOptions, type WpadResult, type WpadSource } from '../wpad/index.js';
 import { buildEffectiveProxy, chooseLayer, type EffectiveProxy } from './effective.js';
 import { machineAddresses, readLocalDnsDomain } from './local-facts.js';
 import { bareHost, decideManual, isLoopbackHost, type LocalFacts } from './manual.js';
@@ -60,7 +60,7 @@ export interface ProxyResolverOptions {
   /** Injectable parts, for tests. */
   deps?: {
     createPacEngine?: typeof createPacEngine;
-    createWpadDiscovery?: (options: WpadOptions) => WpadDiscovery;
+    createWpadDiscovery?: (options: WpadOptions) => WpadSource;
     fetchScript?: (location: string) => Promise<string>;
     now?: () => Date;
   };
@@ -93,7 +93,7 @@ export function createProxyResolver(options: ProxyResolverOptions = {}): Managed
   const now = options.deps?.now ?? (() => new Date());
   const decisions = new PacDecisionCache<RouteDecision>({ maxEntries: options.cache?.maxEntries ?? 1024, ttlMs: options.cache?.ttlMs ?? 60_000 });
   const engines = new Map<string, { sha1: string; engine: Promise<PacEngine> }>();
-  const discoveries = new Map<string, WpadDiscovery>();
+  const discoveries = new Map<string, WpadSource>();
   let generation = 0;
 
   const effectiveByCaller = new Map<Caller, EffectiveProxy>();
@@ -118,7 +118,7 @@ export function createProxyResolver(options: ProxyResolverOptions = {}): Managed
     servers: eff.layer?.wpad?.dnsServers ?? options.wpad?.dnsServers,
   });
 
-  const discoveryFor = (suffix: string, servers: string[] | undefined): WpadDiscovery => {
+  const discoveryFor = (suffix: string, servers: string[] | undefined): WpadSource => {
     const key = `${suffix}|${(servers ?? []).join(',')}`;
     let discovery = discoveries.get(key);
     if (!discovery) {

@@ -65,7 +65,14 @@ export function createLookup(dnsServers: string[] | undefined, timeoutMs = 2000)
   };
 }
 
-export class WpadDiscovery {
+/** What the resolver needs from a discovery (WpadDiscovery, or a test double). */
+export interface WpadSource {
+  discover(): Promise<WpadResult>;
+  onChange(listener: (result: WpadResult) => void): () => void;
+  stopRechecking(): void;
+}
+
+export class WpadDiscovery implements WpadSource {
   private cached: { result: WpadResult; expires: number } | undefined;
   private inFlight: Promise<WpadResult> | undefined;
   private readonly listeners = new Set<(result: WpadResult) => void>();
