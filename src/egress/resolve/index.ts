@@ -41,6 +41,8 @@ export interface ResolverWpadSettings {
   negativeTtlMs?: number;
   timeoutMs?: number;
   maxBytes?: number;
+  /** Re-run discovery in the background every so many ms (unset: only when the cached answer expires). */
+  recheckMs?: number;
 }
 
 export interface ProxyResolverOptions {
@@ -133,6 +135,7 @@ export function createProxyResolver(options: ProxyResolverOptions = {}): Managed
       };
       discovery = options.deps?.createWpadDiscovery?.(wpadOptions) ?? new WpadDiscovery(wpadOptions);
       discovery.onChange(invalidate);
+      if (options.wpad?.recheckMs) discovery.startRechecking?.(options.wpad.recheckMs);
       discoveries.set(key, discovery);
     }
     return discovery;

@@ -299,3 +299,26 @@ test('configured credentials travel with proxy decisions only', async () => {
   assert.equal(direct.proxyCredentials, undefined);
   resolver.close();
 });
+
+test('the local DNS domain comes from resolv.conf: domain, or the first search entry; the last line wins', async () => {
+  const { parseResolvConfDomain } = await import('./local-facts.js');
+  assert.equal(parseResolvConfDomain('nameserver 10.0.0.1\nsearch corp.example.com other.example\n'), 'corp.example.com');
+  assert.equal(parseResolvConfDomain('domain Corp.Example.\n# search ignored.example\n'), 'corp.example');
+  assert.equal(parseResolvConfDomain('domain a.example\nsearch b.example\n'), 'b.example');
+  assert.equal(parseResolvConfDomain('nameserver 1.1.1.1\nsearch .\n'), undefined);
+});
+
+test('WPAD settings: the layer\'s suffix and DNS servers win over the machine DNS domain', async () => {
+  const seen: { domainSuffix: string; dnsServers?: string[] }[] = [];
+  const layer = parseProxySettings('proxy:\n  autoDetect: true\n  wpad: {domainSuffix: a.corp.test, dnsServers: [127.0.0.53]}\n', 'c.yaml');
+  const resolver = createProxyResolver({
+    env: {},
+    dnsDomain: 'elsewhere.example',
+    layers: { connector: layer },
+    deps: { createWpadDiscovery: (o) => (seen.push(o), fakeWpad({ found: false, tried: [], reason: 'none' })) },
+  });
+  await resolver.resolve(new URL('https://r.example/'), 'connector');
+  assert.equal(seen[0]?.domainSuffix, 'a.corp.test');
+  assert.deepEqual(seen[0]?.dnsServers, ['127.0.0.53']);
+  resolver.close();
+});

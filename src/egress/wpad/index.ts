@@ -69,6 +69,7 @@ export function createLookup(dnsServers: string[] | undefined, timeoutMs = 2000)
 export interface WpadSource {
   discover(): Promise<WpadResult>;
   onChange(listener: (result: WpadResult) => void): () => void;
+  startRechecking?(intervalMs: number): void;
   stopRechecking(): void;
 }
 
