@@ -214,3 +214,19 @@ test('ferry proxy show: configuration errors exit 2 with file:line and the fix',
   const caller = await ferry(['proxy', 'show', 'https://x.test/', '--for', 'relay']);
   assert.equal(caller.code, 2);
 });
+
+test('library: scriptLocation over http is fetched DIRECT and run', { skip }, async () => {
+  const layer = parseProxySettings(`<configuration>\n<system.net>\n<defaultProxy>\n<proxy scriptLocation="http://127.0.0.1:${server!.port}/wpad.dat"/>\n</defaultProxy>\n</system.net>\n</configuration>\n`, 'connector.config');
+  const resolver = createProxyResolver({ env: { HTTPS_PROXY: 'http://envproxy:1' }, layers: { connector: layer }, wpad: { dnsServers: [dnsmasq!.server] } });
+  try {
+    const before = server!.requests.length;
+    const decision = await resolver.resolve(new URL('https://elsewhere.example/'), 'connector');
+    // No usesystemdefault: the environment's proxy is not part of this object; fail-over is DIRECT.
+    assert.deepEqual(decision.routes.map(formatRoute), ['PROXY proxy.corp.test:8080', 'DIRECT']);
+    assert.equal(decision.provenance.source, 'pac');
+    assert.equal(decision.provenance.line, 4);
+    assert.equal(server!.requests.length, before + 1);
+  } finally {
+    resolver.close();
+  }
+});

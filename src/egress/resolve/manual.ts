@@ -59,7 +59,7 @@ export function decideManual(effective: EffectiveProxy, url: URL, facts: LocalFa
   const perSchemeEntry = effective.perScheme ? effective.perScheme[schemeOf(url) ?? 'https'] : undefined;
   const hasAnyAddress = Boolean(effective.address) || Boolean(effective.perScheme?.http || effective.perScheme?.https);
   if (!hasAnyAddress) {
-    return { route: { kind: 'DIRECT' }, reason: effective.source === 'system' || effective.perScheme ? 'no proxy address (no HTTPS_PROXY/HTTP_PROXY/ALL_PROXY set)' : 'no proxy address configured' };
+    return { route: { kind: 'DIRECT' }, reason: effective.source === 'system' || effective.perScheme ? 'no proxy address: HTTPS_PROXY, HTTP_PROXY and ALL_PROXY are not set' : 'no proxy address configured' };
   }
   if (effective.bypassOnLocal && isLocalHost(host, facts)) {
     return { route: { kind: 'DIRECT' }, origin: effective.layer?.origins.bypassOnLocal, reason: `${effective.layer?.origins.bypassOnLocal ? `${effective.layer.origins.bypassOnLocal.file}:${effective.layer.origins.bypassOnLocal.line} ` : ''}bypassonlocal: ${host} is local (${host.includes('.') && !isIP(host) ? `in the primary domain ${facts.dnsDomain}` : isIP(host) ? 'a local address' : 'a name without a dot'})` };
