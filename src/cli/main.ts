@@ -2,6 +2,7 @@
 // The `ferry` executable: one commander program; each area registers its own subcommands.
 import { Command } from 'commander';
 import { EXIT_USAGE } from './run-action.js';
+import { registerPacCommands } from './pac.js';
 
 const program = new Command('ferry')
   .description('Ferry: publish private web apps through an outbound-only connector that works with corporate proxies')
@@ -14,5 +15,6 @@ const program = new Command('ferry')
   });
 
 // Registrations (one line per area, each area in its own file):
+registerPacCommands(program);
 
 await program.parseAsync(process.argv);
