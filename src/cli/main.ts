@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { EXIT_USAGE } from './run-action.js';
 import { registerProxyCommands } from './proxy.js';
+import { registerPacCommands } from './pac.js';
 
 const program = new Command('ferry')
   .description('Ferry: publish private web apps through an outbound-only connector that works with corporate proxies')
@@ -16,5 +17,6 @@ const program = new Command('ferry')
 
 // Registrations (one line per area, each area in its own file):
 registerProxyCommands(program);
+registerPacCommands(program);
 
 await program.parseAsync(process.argv);
