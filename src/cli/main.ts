@@ -5,6 +5,8 @@ import { EXIT_USAGE } from './run-action.js';
 import { registerRelayCommands } from './relay.js';
 import { registerConnectorCommands } from './connector.js';
 import { registerDemoCommand } from './demo.js';
+import { registerProxyCommands } from './proxy.js';
+import { registerPacCommands } from './pac.js';
 
 const program = new Command('ferry')
   .description('Ferry: publish private web apps through an outbound-only connector that works with corporate proxies')
@@ -20,5 +22,7 @@ const program = new Command('ferry')
 registerRelayCommands(program);
 registerConnectorCommands(program);
 registerDemoCommand(program);
+registerProxyCommands(program);
+registerPacCommands(program);
 
 await program.parseAsync(process.argv);

@@ -3,7 +3,6 @@
 // permanent and stops the connector. The transport choice (tcp, https, auto with fallback) is made
 // here per attempt; the attempt itself never retries.
 import { DialError, FerryError, describeError } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
 import { serveTunnelOnce, type SessionOptions, type SessionTarget } from './session.js';
 import type { Transport } from './config.js';
 import type { ConnectorState } from './state.js';

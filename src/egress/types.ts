@@ -25,11 +25,15 @@ export interface Provenance {
   pacResult?: string;
   /** Names tried and the URL fetched, when WPAD decided. */
   wpad?: { tried: string[]; url?: string };
+  /** Further steps of the reasoning, in order (ignored settings, failed discovery, fail-over entry). */
+  notes?: string[];
 }
 
 export interface RouteDecision {
   routes: Route[];
   provenance: Provenance;
+  /** Configured proxy credentials for PROXY/HTTPS routes (password read from the file by the dialer). */
+  proxyCredentials?: { username: string; passwordFile: string };
 }
 
 /** Answers "how do I reach URL X?" for one caller. */
