@@ -107,7 +107,7 @@ function serveOn(socket: tls.TLSSocket, options: SessionOptions, started: number
       return;
     }
     const s: ServerHttp2Session = session;
-    s.once('connect', () => s.setLocalWindowSize(32 << 20));
+    s.once('connect', () => s.setLocalWindowSize(16 << 20));
     s.on('error', (error) => { failure = error; });
     // GOAWAY: the relay is draining. Streams in flight finish on this session on their own; the
     // attempt is over now so the supervisor can open a replacement tunnel without waiting.

@@ -15,7 +15,7 @@ export const TUNNEL_WINDOW = {
   /** Per-stream window: bounds what one slow stream can buffer; large enough for bulk speed. */
   stream: 1 << 20,
   /** Connection window: shared by all streams of a tunnel. */
-  session: 32 << 20,
+  session: 16 << 20,
 };
 
 export interface TunnelAcceptorOptions {
