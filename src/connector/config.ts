@@ -1,6 +1,7 @@
 // Connector configuration: connector.yaml → a frozen ConnectorConfig. The `proxy` section is the
 // connector's own proxy settings, read by src/config's proxy loader (same file, same semantics as
 // the .NET defaultProxy element); here it is only carried along.
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -16,8 +17,11 @@ const ConnectorFileSchema = z.object({
   transport: z.enum(TRANSPORTS).default('auto'),
   /** Dial the relay by this name instead of the one it advertised (e.g. a name only the proxy resolves). */
   relayHost: z.string().min(1).optional(),
+  /** The connector's own proxy settings (validated by src/config/proxy-settings). */
   proxy: z.unknown().optional(),
-  wpad: z.unknown().optional(),
+  /** A separate proxy settings file instead of `proxy:` (YAML, or a .NET .config with <defaultProxy>). */
+  proxyConfig: z.string().optional(),
+  /** The machine-wide proxy settings file (default /etc/ferry/machine.config). */
   machineConfig: z.string().optional(),
   useDefaultProxyForBackendRequests: z.boolean().default(false),
   pingIntervalMs: z.number().int().min(100).default(15_000),
@@ -33,16 +37,24 @@ const ConnectorFileSchema = z.object({
 
 export type ConnectorFile = z.output<typeof ConnectorFileSchema>;
 
-export interface ConnectorConfig extends Omit<ConnectorFile, 'stateDir' | 'name' | 'machineConfig' | 'trace'> {
+export interface ConnectorConfig extends Omit<ConnectorFile, 'stateDir' | 'name' | 'machineConfig' | 'trace' | 'proxyConfig'> {
   file: string | undefined;
   stateDir: string;
   name: string;
+  /** The file holding the connector's proxy settings: proxyConfig, else the config file itself. */
+  proxySettingsFile: string | undefined;
   machineConfig: string | undefined;
   trace: string | undefined;
 }
 
+/**
+ * Reads connector.yaml. A file whose content is XML is a .NET-style .config file: its
+ * <defaultProxy> element is the connector's proxy settings and everything else takes its default
+ * (so the files published for the Entra connector work as they are).
+ */
 export function loadConnectorConfig(file: string | undefined): ConnectorConfig {
-  const loaded = file ? loadYamlFile(file, ConnectorFileSchema) : parseYamlText('{}', '(defaults)', ConnectorFileSchema);
+  const isXml = file !== undefined && isXmlFile(file);
+  const loaded = file && !isXml ? loadYamlFile(file, ConnectorFileSchema) : parseYamlText('{}', file ?? '(defaults)', ConnectorFileSchema);
   const base = file ? path.dirname(path.resolve(file)) : process.cwd();
   const raw = loaded.value;
   return Object.freeze({
@@ -50,7 +62,17 @@ export function loadConnectorConfig(file: string | undefined): ConnectorConfig {
     file,
     stateDir: path.resolve(base, raw.stateDir),
     name: raw.name ?? os.hostname(),
+    proxySettingsFile: raw.proxyConfig ? path.resolve(base, raw.proxyConfig) : file,
     machineConfig: raw.machineConfig ? path.resolve(base, raw.machineConfig) : undefined,
     trace: raw.trace ? path.resolve(base, raw.trace) : undefined,
   });
+}
+
+/** DESIGN.md: a configuration file whose content is XML is read as a .NET-style .config file. */
+export function isXmlFile(file: string): boolean {
+  try {
+    return readFileSync(file, 'utf8').trimStart().startsWith('<');
+  } catch {
+    return false;
+  }
 }
