@@ -180,14 +180,13 @@ class ProxyAnswerReader {
 
   private waitForInput(timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
       const timer = setTimeout(done, timeoutMs);
       this.wake = done;
-      const self = this;
-      function done() {
-        clearTimeout(timer);
-        self.wake = undefined;
-        resolve();
-      }
     });
   }
 }
