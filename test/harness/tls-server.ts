@@ -48,7 +48,7 @@ export async function createTestCa(commonName = 'Ferry Test Relay CA'): Promise<
   });
   return {
     commonName,
-    certPem: caCert.toString('pem'),
+    certPem: `${caCert.toString('pem').trim()}\n`,
     keyPem: await keyPem(keys.privateKey),
     async issue(options) {
       const leafKeys = await generateKeys();
@@ -72,7 +72,7 @@ export async function createTestCa(commonName = 'Ferry Test Relay CA'): Promise<
           await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey),
         ],
       });
-      return { certPem: leaf.toString('pem'), keyPem: await keyPem(leafKeys.privateKey) };
+      return { certPem: `${leaf.toString('pem').trim()}\n`, keyPem: await keyPem(leafKeys.privateKey) };
     },
   };
 }

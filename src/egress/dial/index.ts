@@ -42,6 +42,8 @@ export interface DialerOptions {
   proxySkipMs?: number;
   /** Trust for HTTPS proxies' own certificates (PEM); default: the system roots. */
   proxyCaPem?: string;
+  /** Name lookup for DIRECT targets and proxy hosts (e.g. configured DNS servers); default: the system's. */
+  lookup?: net.LookupFunction;
   onTrace?: (trace: DialTrace) => void;
   logger?: Logger;
   /** Milliseconds clock, injectable for tests. */
@@ -83,6 +85,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
   const logger = options.logger ?? silentLogger;
   const defaultTimeoutMs = options.connectTimeoutMs ?? 10_000;
   const health = new RouteHealth({ now, skipMs: options.proxySkipMs ?? 60_000 });
+  const lookupOpt = options.lookup ? { lookup: options.lookup } : {};
 
   async function dial(request: DialRequest): Promise<DialResult> {
     const target = formatHostPort(request.host, request.port);
@@ -137,12 +140,12 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
   async function attempt(route: Route, request: DialRequest, target: string, trace: DialTrace): Promise<Duplex> {
     const timeoutMs = request.timeoutMs ?? defaultTimeoutMs;
     if (route.kind === 'DIRECT') {
-      const { socket, tcpMs } = await connectTcp({ host: request.host, port: request.port, timeoutMs, target, now, ...signalOf(request) });
+      const { socket, tcpMs } = await connectTcp({ host: request.host, port: request.port, timeoutMs, target, now, ...signalOf(request), ...lookupOpt });
       trace.tcpMs = tcpMs;
       return socket;
     }
     const proxy = proxyLabel(route);
-    const { socket, tcpMs } = await connectTcp({ host: route.host, port: route.port, timeoutMs, target, proxy, now, ...signalOf(request) });
+    const { socket, tcpMs } = await connectTcp({ host: route.host, port: route.port, timeoutMs, target, proxy, now, ...signalOf(request), ...lookupOpt });
     trace.tcpMs = tcpMs;
     const credentials = route.username !== undefined ? { username: route.username, password: route.password ?? '' } : options.credentials?.(route);
     if (route.kind === 'SOCKS5' || route.kind === 'SOCKS4') {

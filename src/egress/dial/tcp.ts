@@ -12,6 +12,8 @@ export interface TcpConnectOptions {
   proxy?: string;
   signal?: AbortSignal;
   now: () => number;
+  /** Name lookup (default: the system's getaddrinfo). */
+  lookup?: net.LookupFunction;
 }
 
 /** What `errno` codes mean for the operator. Firewalls that reject with ICMP count as timeouts' kin. */
@@ -42,7 +44,7 @@ export function connectTcp(options: TcpConnectOptions): Promise<{ socket: net.So
       reject(options.signal.reason);
       return;
     }
-    const socket = net.connect({ host: options.host, port: options.port, noDelay: true });
+    const socket = net.connect({ host: options.host, port: options.port, noDelay: true, ...(options.lookup ? { lookup: options.lookup } : {}) });
     const timer = setTimeout(() => {
       fail(new DialError('connect-timeout', `no answer from ${where} within ${options.timeoutMs} ms (SYN unanswered)`, {
         ...fields('tcp'),
