@@ -110,6 +110,7 @@ export function connectVerifiedTls(socket: Duplex, options: Omit<PinnedTlsOption
       clearTimeout(timer);
       secure.removeListener('error', onError);
       secure.removeListener('close', onClose);
+      secure.removeListener('end', onClose);
       resolve(secure);
     }
     function onError(error: NodeJS.ErrnoException) {
@@ -120,7 +121,14 @@ export function connectVerifiedTls(socket: Duplex, options: Omit<PinnedTlsOption
           : `TLS handshake with ${options.target}${via} failed (${error.code ?? error.message})`;
       fail(new DialError(errorClass, message, fields(), { cause: error }));
     }
+    let awaitingVerdict = false;
     function onClose() {
+      if (awaitingVerdict) {
+        // Our certificate was sent and the relay hung up instead of confirming the session: a
+        // relay that accepts a client certificate sends a session ticket first.
+        fail(new DialError('relay-rejected', `the relay at ${options.target} closed the connection right after receiving this connector's client certificate`, fields()));
+        return;
+      }
       fail(new DialError('tls', `the connection to ${options.target}${via} closed during the TLS handshake`, fields()));
     }
     secure.on('error', onError);
@@ -151,8 +159,12 @@ export function connectVerifiedTls(socket: Duplex, options: Omit<PinnedTlsOption
         const verdict = setTimeout(succeed, Math.min(CLIENT_CERT_VERDICT_MS, Math.max(0, timeoutMs - (Date.now() - started))));
         secure.once('session', () => {
           clearTimeout(verdict);
-          succeed();
+          // Resolving inside the 'session' event lets the caller write while OpenSSL is still
+          // processing the ticket, and Node 20 then drops that write: hand over on the next turn.
+          setImmediate(succeed);
         });
+        awaitingVerdict = true;
+        secure.once('end', onClose);
         secure.once('close', () => clearTimeout(verdict));
         return;
       }

@@ -94,9 +94,11 @@ export async function startTlsEchoServer(options: {
   clientCaPem?: string;
   alpn?: string[];
   host?: string;
+  /** Expiry of the server certificate (past dates make an expired one). */
+  leafNotAfter?: Date;
 } = {}): Promise<TlsEchoServer> {
   const ca = options.ca ?? (await createTestCa());
-  const leaf = await ca.issue({ commonName: 'relay', dnsNames: options.hostnames ?? ['relay.ferry.test', 'localhost'], ips: ['127.0.0.1'] });
+  const leaf = await ca.issue({ commonName: 'relay', dnsNames: options.hostnames ?? ['relay.ferry.test', 'localhost'], ips: ['127.0.0.1'], ...(options.leafNotAfter ? { notAfter: options.leafNotAfter } : {}) });
   let received = 0;
   let handshakes = 0;
   const sockets = new Set<tls.TLSSocket>();
