@@ -48,6 +48,16 @@ export class PrefixedTunnel extends Duplex {
     return this;
   }
 
+  ref(): this {
+    this.inner.ref();
+    return this;
+  }
+
+  unref(): this {
+    this.inner.unref();
+    return this;
+  }
+
   setTimeout(ms: number, callback?: () => void): this {
     this.inner.setTimeout(ms, callback);
     return this;
