@@ -89,6 +89,7 @@ test('backend requests with useProxy: absolute-form GET through Squid (Basic hea
   const plan = await requester.plan(new URL(`http://${BACKEND}:${backendPort}/orders?id=7`));
   assert.equal(plan.via, 'forward-proxy');
   assert.equal(plan.options.path, `http://${BACKEND}:${backendPort}/orders?id=7`);
+  assert.equal((plan.options.headers as Record<string, string>)['proxy-authorization'], `Basic ${Buffer.from('bob:pw').toString('base64')}`);
   const { status, body } = await fetchText(http, plan.options);
   assert.equal(status, 200);
   // Squid forwards the request to the backend (it does not pass Proxy-Authorization on).
