@@ -31,6 +31,8 @@ export interface SquidOptions {
   /** DNS server for names not in `hosts` (default 127.0.0.1:53, where nothing is expected to listen). */
   dnsServer?: string;
   startTimeoutMs?: number;
+  /** Serve the proxy over TLS (an "HTTPS proxy", Squid's https_port) with this certificate. */
+  tlsListener?: { certPem: string; keyPem: string };
 }
 
 export interface SquidInstance {
@@ -77,6 +79,10 @@ export async function startSquid(options: SquidOptions): Promise<SquidInstance> 
       'ssl_bump peek step1',
       'ssl_bump bump all',
     );
+  } else if (options.tlsListener) {
+    writeFileSync(path.join(dir, 'proxy-cert.pem'), options.tlsListener.certPem);
+    writeFileSync(path.join(dir, 'proxy-key.pem'), options.tlsListener.keyPem);
+    lines.push(`https_port ${host}:${port} tls-cert=${dir}/proxy-cert.pem tls-key=${dir}/proxy-key.pem`);
   } else {
     lines.push(`http_port ${host}:${port}`);
   }

@@ -196,6 +196,8 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     return new Promise((resolve, reject) => {
       const secure = tls.connect({
         socket,
+        // `host` is what the proxy's certificate is checked against (an IP SAN for IP proxies).
+        host: route.host,
         servername: isIp(route.host) ? undefined : route.host,
         ...(options.proxyCaPem ? { ca: [options.proxyCaPem] } : {}),
         ALPNProtocols: ['http/1.1'],
@@ -215,7 +217,9 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
         resolve(secure);
       });
       secure.once('error', (error: NodeJS.ErrnoException) => {
-        const errorClass = error.code && error.code.startsWith('ERR_') ? 'tls' : classifySocketError(error.code);
+        // errno codes (ECONNRESET...) are the transport; everything else (ERR_SSL_*, certificate
+        // verification codes such as UNABLE_TO_VERIFY_LEAF_SIGNATURE, EPROTO) is TLS itself.
+        const errorClass = error.code && /^E[A-Z]+$/.test(error.code) && error.code !== 'EPROTO' ? classifySocketError(error.code) : 'tls';
         fail(new DialError(errorClass, `TLS to the HTTPS proxy ${proxy} failed (${error.code ?? error.message})`, fields(), { cause: error }));
       });
     });
