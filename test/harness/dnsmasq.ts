@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import dns from 'node:dns';
 import type net from 'node:net';
-import { freePort, sleep, spawnManaged, stopChild } from './processes.js';
+import { cleanupOnExit, freePort, sleep, spawnManaged, stopChild } from './processes.js';
 
 export interface DnsmasqInstance {
   port: number;
@@ -17,6 +17,7 @@ export interface DnsmasqInstance {
 
 export async function startDnsmasq(options: { addresses: Record<string, string>; localDomain?: string }): Promise<DnsmasqInstance> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ferry-dnsmasq-'));
+  const forgetDir = cleanupOnExit(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
   const lines = [
     `port=${port}`,
@@ -57,6 +58,7 @@ export async function startDnsmasq(options: { addresses: Record<string, string>;
     async stop() {
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
+      forgetDir();
     },
   };
 }

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, spawnManaged, stopChild, waitFor, waitForPort } from './processes.js';
+import { cleanupOnExit, freePort, spawnManaged, stopChild, waitFor, waitForPort } from './processes.js';
 
 export type SquidMode = 'open' | 'auth' | 'deny' | 'bump';
 
@@ -53,6 +53,7 @@ const NCSA = '/usr/lib/squid/basic_ncsa_auth';
 
 export async function startSquid(options: SquidOptions): Promise<SquidInstance> {
   const dir = mkdtempSync(path.join(tmpdir(), `ferry-squid-${options.mode}-`));
+  const forgetDir = cleanupOnExit(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
   const host = '127.0.0.1';
   const hostsLines = Object.entries(options.hosts ?? {}).map(([name, address]) => `${address} ${name}`);
@@ -146,6 +147,7 @@ export async function startSquid(options: SquidOptions): Promise<SquidInstance> 
     async stop() {
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
+      forgetDir();
     },
   };
 }

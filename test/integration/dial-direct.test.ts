@@ -9,7 +9,7 @@ import { createDialer, fixedRoutes, RoutesExhaustedError } from '../../src/egres
 import { DialError } from '../../src/shared/errors.js';
 import type { Route } from '../../src/egress/types.js';
 import { startDnsmasq, type DnsmasqInstance } from '../harness/dnsmasq.js';
-import { freePort } from '../harness/processes.js';
+import { cleanupOnExit, freePort } from '../harness/processes.js';
 
 const isRoot = process.getuid?.() === 0;
 let echoServer: net.Server;
@@ -18,6 +18,7 @@ let closedPort: number;
 let blackholePort: number;
 let dnsmasq: DnsmasqInstance;
 let dropRule: string[] | undefined;
+let forgetDropRule: (() => void) | undefined;
 
 before(async () => {
   echoServer = net.createServer((socket) => socket.pipe(socket));
@@ -28,12 +29,18 @@ before(async () => {
   dnsmasq = await startDnsmasq({ addresses: { 'relay.ferry.test': '127.0.0.1' } });
   if (isRoot) {
     dropRule = ['INPUT', '-i', 'lo', '-p', 'tcp', '--dport', String(blackholePort), '-j', 'DROP', '-m', 'comment', '--comment', 'ferry-test-blackhole'];
-    execFileSync('iptables', ['-I', ...dropRule]);
+    const rule = dropRule;
+    execFileSync('iptables', ['-I', ...rule]);
+    // Removed even when the run is killed half way.
+    forgetDropRule = cleanupOnExit(() => execFileSync('iptables', ['-D', ...rule]));
   }
 });
 
 after(async () => {
-  if (dropRule) execFileSync('iptables', ['-D', ...dropRule]);
+  if (dropRule) {
+    execFileSync('iptables', ['-D', ...dropRule]);
+    forgetDropRule?.();
+  }
   await Promise.allSettled([dnsmasq?.stop(), new Promise((resolve) => echoServer?.close(resolve))]);
 });
 
