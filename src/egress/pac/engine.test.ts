@@ -220,3 +220,25 @@ test('dispose() frees the engine; later calls fail', async () => {
   engine.dispose();
   await assert.rejects(engine.findProxy('http://a/', 'a'));
 });
+
+test('DNS restarts and names per evaluation are bounded', async () => {
+  const { env, asked } = makeEnv({ resolve: async (host) => { asked.push(host); return ['10.0.0.1']; } });
+  // Each answer leads to a new name: a chain longer than the restart bound.
+  const chain = await createPacEngine(
+    `function FindProxyForURL(u, h) { var n = 0; while (n < 50 && isResolvable("n" + n + ".corp")) n++; return "PROXY chain" + n + ":1"; }`,
+    env,
+  );
+  engines.push(chain);
+  const started = Date.now();
+  assert.equal(await chain.findProxy('http://a/', 'a'), 'PROXY chain8:1');
+  assert.equal(asked.length, 8);
+  asked.length = 0;
+  const wide = await createPacEngine(
+    `function FindProxyForURL(u, h) { var ok = 0; for (var i = 0; i < 1000; i++) if (isResolvable("w" + i + ".corp")) ok++; return "PROXY wide" + ok + ":1"; }`,
+    env,
+  );
+  engines.push(wide);
+  assert.equal(await wide.findProxy('http://a/', 'a'), 'PROXY wide32:1');
+  assert.equal(asked.length, 32);
+  assert.ok(Date.now() - started < 2000);
+});

@@ -3,10 +3,17 @@
 // PacEnvironment.resolve).
 //
 // Why QuickJS in WebAssembly: a PAC file is code from the network (WPAD). node:vm shares the host's
-// heap and event loop and cannot bound memory; QuickJS runs in its own linear memory with a heap
-// limit (runtime.setMemoryLimit), a stack limit (setMaxStackSize) and an interrupt handler that we
-// use as a per-call deadline. Each engine gets its own WebAssembly module instance, so a script that
-// wrecks its runtime (or a wasm trap) costs only that instance: we throw it away and load again.
+// heap and event loop and cannot bound memory; QuickJS runs in its own linear memory with a stack
+// limit (setMaxStackSize) and an interrupt handler that we use as a per-call deadline. Each engine
+// gets its own WebAssembly module instance, so a script that wrecks its runtime (or a wasm trap)
+// costs only that instance: we throw it away and load again.
+//
+// Memory: runtime.setMemoryLimit alone does NOT bound a runtime's total in the prebuilt wasm
+// (QuickJS's accounting needs malloc_usable_size, which its Emscripten build lacks, so the limit
+// only bounds single allocations: justjake/quickjs-emscripten#255 and #271). We therefore also give
+// each module its own WebAssembly.Memory with a fixed maximum (a baseline for QuickJS itself plus
+// limits.memoryBytes); when the script's heap reaches it, malloc fails and QuickJS raises a clean
+// "out of memory" that we classify as resource-limit. The Node process never grows past that.
 //
 // DNS design (restart-on-miss): PAC's dnsResolve/isResolvable/isInNet are synchronous in JS but
 // DNS is asynchronous in Node. We keep the sync build of QuickJS (the asyncify build doubles the
@@ -22,6 +29,7 @@
 import { createHash } from 'node:crypto';
 import {
   newQuickJSWASMModule,
+  newVariant,
   RELEASE_SYNC,
   type QuickJSContext,
   type QuickJSHandle,
@@ -39,6 +47,13 @@ const DEFAULT_MEMORY_BYTES = 16 * 1024 * 1024;
 /** QuickJS stack limit. Well under Node's own stack, so deep recursion fails inside QuickJS, cleanly. */
 const MAX_STACK_BYTES = 256 * 1024;
 const MAX_DNS_RESTARTS = 8;
+const WASM_PAGE_BYTES = 64 * 1024;
+// The WebAssembly global is in Node but not in the ES2023 lib this project compiles against.
+const WASM = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => object } }).WebAssembly;
+/** Linear memory QuickJS needs before any script runs (static data, stack, runtime): 16 MiB. */
+const BASELINE_WASM_PAGES = 256;
+/** Distinct names one evaluation may resolve; beyond that, names answer "not resolvable". */
+const MAX_NAMES_PER_EVALUATION = 32;
 const MAX_MESSAGE_CHARS = 500;
 const DISPATCHER_GLOBAL = '__ferryPacHost';
 
@@ -63,7 +78,7 @@ class EvaluationScope implements BuiltinScope {
     const key = host.toLowerCase();
     const known = this.answers.get(key);
     if (known) return known;
-    if (this.finalAttempt) return [];
+    if (this.finalAttempt || this.answers.size + this.pending.size >= MAX_NAMES_PER_EVALUATION) return [];
     this.pending.add(key);
     return undefined;
   }
@@ -123,11 +138,11 @@ class QuickJsPacEngine implements PacEngine {
 
   /** Loads the script in a fresh sandbox; throws PacError when it cannot be loaded. */
   async load(): Promise<void> {
-    this.module ??= await newQuickJSWASMModule(RELEASE_SYNC);
     const scope = new EvaluationScope(this.env);
     for (let attempt = 0; ; attempt++) {
       scope.finalAttempt = attempt === MAX_DNS_RESTARTS;
-      const outcome = this.tryLoad(scope);
+      this.module ??= await this.newModule();
+      const outcome = this.tryLoad(scope, this.module);
       if (scope.pending.size > 0) {
         // The script asked for a name we had not resolved: whatever it did with the null is void.
         if (outcome.ok) this.releaseQuietly(outcome.value.context, outcome.value.runtime);
@@ -145,8 +160,16 @@ class QuickJsPacEngine implements PacEngine {
     }
   }
 
-  private tryLoad(scope: EvaluationScope): Outcome<Sandbox> {
-    const module = this.module as QuickJSWASMModule;
+  /** A QuickJS instance whose linear memory cannot grow past the baseline plus the memory limit. */
+  private newModule(): Promise<QuickJSWASMModule> {
+    const wasmMemory = new WASM.Memory({
+      initial: BASELINE_WASM_PAGES,
+      maximum: BASELINE_WASM_PAGES + Math.ceil(this.memoryBytes / WASM_PAGE_BYTES),
+    });
+    return newQuickJSWASMModule(newVariant(RELEASE_SYNC, { wasmMemory: wasmMemory as Parameters<typeof newVariant>[1]['wasmMemory'] }));
+  }
+
+  private tryLoad(scope: EvaluationScope, module: QuickJSWASMModule): Outcome<Sandbox> {
     let runtime: QuickJSRuntime | undefined;
     let context: QuickJSContext | undefined;
     try {
@@ -257,7 +280,8 @@ class QuickJsPacEngine implements PacEngine {
       this.flushAlerts(scope);
       if (outcome.error.pacClass === 'timeout' || outcome.error.pacClass === 'resource-limit') {
         // An interrupted or out-of-memory runtime may hold half-updated state: start over next time.
-        this.discardSandbox();
+        // After a memory bomb, also hand the grown linear memory back to the host.
+        this.discardSandbox(outcome.error.pacClass === 'resource-limit');
       }
       throw outcome.error;
     }
