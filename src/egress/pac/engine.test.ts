@@ -151,6 +151,7 @@ test('hostile or broken scripts at load time', async () => {
   await expectLoadError('while (true) {} function FindProxyForURL() { return "DIRECT"; }', 'load-timeout');
   await expectLoadError('throw "no way"; function FindProxyForURL() {}', 'exception', /no way/);
   await expectLoadError('var s = "x"; while (true) s += s;', 'resource-limit');
+  await expectLoadError('/(a+)+$/.test("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"); function FindProxyForURL() {}', 'load-timeout');
 });
 
 test('hostile scripts at call time: classified in < 1 s, and the engine keeps answering', async () => {
@@ -162,6 +163,8 @@ test('hostile scripts at call time: classified in < 1 s, and the engine keeps an
        if (host == "catchloop") { for (;;) { try { while (true) {} } catch (e) {} } }
        if (host == "bomb") { var a = "x"; while (true) a = a + a; }
        if (host == "arraybomb") { var b = []; while (true) b.push(new Array(10000).join("y") + b.length); }
+       if (host == "redos") return String(/(a+)+$/.test("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"));
+       if (host == "joinloop") { while (true) new Array(1000000).join(""); }
        if (host == "recurse") { var f = function () { return f() + 1; }; return f(); }
        if (host == "throw") throw new TypeError("bad thing");
        if (host == "throwstring") throw "plain text failure";
@@ -183,6 +186,8 @@ test('hostile scripts at call time: classified in < 1 s, and the engine keeps an
     ['catchloop', 'timeout'],
     ['bomb', 'resource-limit'],
     ['arraybomb', 'resource-limit|timeout'],
+    ['redos', 'timeout'],
+    ['joinloop', 'timeout'],
     ['recurse', 'resource-limit'],
     ['throw', 'exception', /TypeError: bad thing/],
     ['throwstring', 'exception', /plain text failure/],
