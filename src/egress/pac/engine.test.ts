@@ -247,3 +247,16 @@ test('DNS restarts and names per evaluation are bounded', async () => {
   assert.equal(asked.length, 32);
   assert.ok(Date.now() - started < 2000);
 });
+
+test('alert output is bounded, and absurd DNS names are not resolved', async () => {
+  const { env, asked, alerts } = makeEnv();
+  const engine = await createPacEngine(
+    `function FindProxyForURL(u, h) { var big = "z".repeat(2000); for (var i = 0; i < 300; i++) alert(big); return String(isResolvable(new Array(300).join("a")) || isResolvable("with space.corp")); }`,
+    env,
+  );
+  engines.push(engine);
+  assert.equal(await engine.findProxy('http://a/', 'a'), 'false');
+  assert.equal(alerts.length, 100);
+  assert.ok(alerts.every((a) => a.length <= 1001));
+  assert.deepEqual(asked, []);
+});

@@ -28,6 +28,11 @@ const MAX_MESSAGE_CHARS = 500;
 /** Distinct names one evaluation may resolve; beyond that, names answer "not resolvable". */
 export const MAX_NAMES_PER_EVALUATION = 32;
 const DISPATCHER_GLOBAL = '__ferryPacHost';
+/** alert() output kept per attempt, and the length of each message: a chatty script cannot flood the log. */
+const MAX_ALERTS = 100;
+const MAX_ALERT_CHARS = 1000;
+/** Longest DNS name (RFC 1035); anything longer or with spaces is "not resolvable" without asking DNS. */
+const MAX_DNS_NAME_CHARS = 253;
 const WASM_PAGE_BYTES = 64 * 1024;
 /** Linear memory QuickJS needs before any script runs (static data, stack, runtime): 16 MiB. */
 const BASELINE_WASM_PAGES = 256;
@@ -73,6 +78,7 @@ class AttemptScope implements BuiltinScope {
 
   lookup(host: string): readonly string[] | undefined {
     const key = host.toLowerCase();
+    if (key.length === 0 || key.length > MAX_DNS_NAME_CHARS || /\s/.test(key)) return [];
     const known = this.answers.get(key);
     if (known) return known;
     if (this.input.finalAttempt || this.answers.size + this.pending.size >= MAX_NAMES_PER_EVALUATION) return [];
@@ -91,7 +97,7 @@ class AttemptScope implements BuiltinScope {
   }
 
   alert(message: string): void {
-    this.alerts.push(message);
+    if (this.alerts.length < MAX_ALERTS) this.alerts.push(message.length > MAX_ALERT_CHARS ? `${message.slice(0, MAX_ALERT_CHARS)}…` : message);
   }
 }
 
