@@ -10,10 +10,11 @@
 // - when all fail, the error thrown is the one that got furthest (an answer from a proxy beats an
 //   unreachable proxy beats a DNS failure); on a tie, the earliest attempt's. It carries every
 //   attempt's DialError and trace.
+import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DialError, type DialPhase } from '../../shared/errors.js';
+import { ConfigError, DialError, type DialPhase } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
 import { redact } from '../../shared/redact.js';
 import type { DialRequest, DialResult, DialTrace, Dialer, ProxyResolver, Route, RouteDecision } from '../types.js';
@@ -107,7 +108,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
         outcome: 'ok',
       };
       try {
-        const socket = await attempt(route, request, target, trace);
+        const socket = await attempt(route, request, target, trace, decision);
         health.markSucceeded(target, route);
         emit(trace, traces);
         logger.debug({ trace }, 'dial ok');
@@ -137,7 +138,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     }
   }
 
-  async function attempt(route: Route, request: DialRequest, target: string, trace: DialTrace): Promise<Duplex> {
+  async function attempt(route: Route, request: DialRequest, target: string, trace: DialTrace, decision: RouteDecision): Promise<Duplex> {
     const timeoutMs = request.timeoutMs ?? defaultTimeoutMs;
     if (route.kind === 'DIRECT') {
       const { socket, tcpMs } = await connectTcp({ host: request.host, port: request.port, timeoutMs, target, now, ...signalOf(request), ...lookupOpt });
@@ -147,7 +148,9 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     const proxy = proxyLabel(route);
     const { socket, tcpMs } = await connectTcp({ host: route.host, port: route.port, timeoutMs, target, proxy, now, ...signalOf(request), ...lookupOpt });
     trace.tcpMs = tcpMs;
-    const credentials = route.username !== undefined ? { username: route.username, password: route.password ?? '' } : options.credentials?.(route);
+    const credentials = route.username !== undefined
+      ? { username: route.username, password: route.password ?? '' }
+      : options.credentials?.(route) ?? credentialsFromDecision(decision);
     if (route.kind === 'SOCKS5' || route.kind === 'SOCKS4') {
       return socksConnect(socket, {
         version: route.kind === 'SOCKS5' ? 5 : 4,
@@ -267,3 +270,19 @@ function signalOf(request: DialRequest): { signal?: AbortSignal } {
   return request.signal ? { signal: request.signal } : {};
 }
 
+
+/**
+ * Credentials the resolver attached to a decision (proxy.credentials in the service's settings):
+ * the password is read from its file at dial time, so a rotated password needs no restart.
+ */
+function credentialsFromDecision(decision: RouteDecision): ProxyCredentials | undefined {
+  const configured = decision.proxyCredentials;
+  if (!configured) return undefined;
+  try {
+    return { username: configured.username, password: readFileSync(configured.passwordFile, 'utf8').replace(/\r?\n$/, '') };
+  } catch (error) {
+    throw new ConfigError(`cannot read the proxy password file: ${(error as Error).message}`, {
+      file: configured.passwordFile, fix: 'create the file with the password on one line, readable by the service (mode 0600)',
+    });
+  }
+}
