@@ -17,7 +17,7 @@ import { DialError, type DialPhase } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
 import { redact } from '../../shared/redact.js';
 import type { DialRequest, DialResult, DialTrace, Dialer, ProxyResolver, Route, RouteDecision } from '../types.js';
-import { httpConnect } from './http-connect.js';
+import { assertValidTargetHost, httpConnect } from './http-connect.js';
 import { BasicProxyAuthenticator, type ProxyAuthenticator, type ProxyCredentials } from './proxy-auth.js';
 import { RouteHealth, formatHostPort, routeKey } from './route-health.js';
 import { socksConnect } from './socks.js';
@@ -88,6 +88,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
   const lookupOpt = options.lookup ? { lookup: options.lookup } : {};
 
   async function dial(request: DialRequest): Promise<DialResult> {
+    assertValidTargetHost(request.host);
     const target = formatHostPort(request.host, request.port);
     const url = request.url ?? new URL(`https://${target}/`);
     const decision = options.resolver ? await options.resolver.resolve(url, request.caller) : DIRECT_DECISION;
@@ -120,7 +121,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
         emit(trace, traces);
         failures.push(error);
         health.forgetTarget(target, route);
-        if (route.kind !== 'DIRECT' && proxyItselfFailed(error)) health.markFailed(route);
+        if (route.kind !== 'DIRECT' && proxyItselfFailed(route, error)) health.markFailed(route);
         logger.info({ trace }, `dial attempt failed: ${trace.route} → ${error.errorClass}`);
       }
     }
@@ -235,12 +236,15 @@ export function proxyLabel(route: ProxyRoute): string {
   return `${scheme}://${user}${formatHostPort(route.host, route.port)}`;
 }
 
-function proxyItselfFailed(error: DialError): boolean {
+function proxyItselfFailed(route: ProxyRoute, error: DialError): boolean {
   const phase = error.fields.phase;
   if (phase === 'resolve' || phase === 'tcp' || phase === 'tls') return true;
-  // No answer, a reset, or a non-HTTP answer to CONNECT: the proxy is not working. A status code
-  // (407, 403, 502...) means it works and answered about this target: it stays in rotation.
-  return phase === 'proxy-connect' && error.fields.statusCode === undefined;
+  if (phase !== 'proxy-connect') return false;
+  if (error.errorClass === 'connect-timeout') return true;
+  // An HTTP proxy that reset, closed or spoke garbage instead of answering CONNECT is not working.
+  // A status code (407, 403, 502...) means it works and answered about this target: it stays in
+  // rotation. SOCKS refusals carry no code we can read, so a SOCKS proxy that answered stays too.
+  return (route.kind === 'PROXY' || route.kind === 'HTTPS') && error.fields.statusCode === undefined;
 }
 
 const PHASE_RANK: Partial<Record<DialPhase, number>> = { resolve: 0, tcp: 1, tls: 2, 'proxy-connect': 3, 'proxy-auth': 3 };
