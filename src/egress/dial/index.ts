@@ -10,7 +10,7 @@
 // - when all fail, the error thrown is the one that got furthest (an answer from a proxy beats an
 //   unreachable proxy beats a DNS failure); on a tie, the earliest attempt's. It carries every
 //   attempt's DialError and trace.
-import tls from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DialError, type DialPhase } from '../../shared/errors.js';
@@ -21,6 +21,7 @@ import { assertValidTargetHost, httpConnect } from './http-connect.js';
 import { BasicProxyAuthenticator, type ProxyAuthenticator, type ProxyCredentials } from './proxy-auth.js';
 import { RouteHealth, formatHostPort, routeKey } from './route-health.js';
 import { socksConnect } from './socks.js';
+import { connectPinnedTls, type PinnedTlsOptions } from '../tls.js';
 import { classifySocketError, connectTcp } from './tcp.js';
 
 export { BasicProxyAuthenticator, type ProxyAuthenticator, type ProxyCredentials } from './proxy-auth.js';
@@ -51,6 +52,13 @@ export interface DialerOptions {
 }
 
 export interface EgressDialer extends Dialer {
+  /**
+   * Dials and completes TLS pinned to `tls.caPem` as part of each attempt, so a route whose TLS
+   * fails (e.g. a TLS-inspecting proxy: tls-interception) fails over to the next route like any
+   * other failure; `relay-rejected` stops the walk at once (no route can fix it). The trace's
+   * `tlsMs` is this handshake.
+   */
+  dialTls(request: DialRequest, tls: Omit<PinnedTlsOptions, 'target' | 'proxy'>): Promise<DialResult & { socket: TLSSocket }>;
   /** The failover bookkeeping (exposed for doctor output and tests). */
   readonly health: RouteHealth;
 }
@@ -87,7 +95,31 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
   const health = new RouteHealth({ now, skipMs: options.proxySkipMs ?? 60_000 });
   const lookupOpt = options.lookup ? { lookup: options.lookup } : {};
 
-  async function dial(request: DialRequest): Promise<DialResult> {
+  function dial(request: DialRequest): Promise<DialResult> {
+    return walk(request);
+  }
+
+  async function dialTls(request: DialRequest, tlsOptions: Omit<PinnedTlsOptions, 'target' | 'proxy'>): Promise<DialResult & { socket: TLSSocket }> {
+    const result = await walk(request, async (socket, target, trace) => {
+      const started = now();
+      try {
+        return await connectPinnedTls(socket, {
+          ...tlsOptions,
+          target,
+          ...(trace.proxy ? { proxy: trace.proxy } : {}),
+          timeoutMs: tlsOptions.timeoutMs ?? request.timeoutMs ?? defaultTimeoutMs,
+        });
+      } catch (error) {
+        if (error instanceof DialError) reachedTarget.add(error);
+        throw error;
+      } finally {
+        trace.tlsMs = now() - started;
+      }
+    });
+    return result as DialResult & { socket: TLSSocket };
+  }
+
+  async function walk(request: DialRequest, upgrade?: (socket: Duplex, target: string, trace: DialTrace) => Promise<Duplex>): Promise<DialResult> {
     assertValidTargetHost(request.host);
     const target = formatHostPort(request.host, request.port);
     const url = request.url ?? new URL(`https://${target}/`);
@@ -108,7 +140,8 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
         outcome: 'ok',
       };
       try {
-        const socket = await attempt(route, request, target, trace);
+        const tunnel = await attempt(route, request, target, trace);
+        const socket = upgrade ? await upgrade(tunnel, target, trace) : tunnel;
         health.markSucceeded(target, route);
         emit(trace, traces);
         logger.debug({ trace }, 'dial ok');
@@ -123,6 +156,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
         health.forgetTarget(target, route);
         if (route.kind !== 'DIRECT' && proxyItselfFailed(route, error)) health.markFailed(route);
         logger.info({ trace }, `dial attempt failed: ${trace.route} → ${error.errorClass}`);
+        if (error.permanent) break;
       }
     }
     const chosen = mostRelevant(failures);
@@ -167,7 +201,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     if (route.kind === 'HTTPS') {
       const started = now();
       proxySocket = await proxyTls(socket, route, target, proxy, timeoutMs);
-      trace.tlsMs = now() - started;
+      trace.proxyTlsMs = now() - started;
     }
     const authenticator = options.authenticator
       ? options.authenticator(route, credentials)
@@ -226,7 +260,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     });
   }
 
-  return { dial, health };
+  return { dial, dialTls, health };
 }
 
 /** The proxy as logs may show it: scheme, user name (never the password), host and port. */
@@ -249,6 +283,9 @@ function proxyItselfFailed(route: ProxyRoute, error: DialError): boolean {
 
 const PHASE_RANK: Partial<Record<DialPhase, number>> = { resolve: 0, tcp: 1, tls: 2, 'proxy-connect': 3, 'proxy-auth': 3 };
 
+/** Failures that happened after a tunnel to the target was open (its TLS): the furthest stage. */
+const reachedTarget = new WeakSet<DialError>();
+
 function mostRelevant(failures: DialError[]): DialError {
   let best = failures[0] as DialError;
   for (const failure of failures.slice(1)) {
@@ -258,6 +295,8 @@ function mostRelevant(failures: DialError[]): DialError {
 }
 
 function rank(error: DialError): number {
+  if (error.permanent) return 200;
+  if (reachedTarget.has(error)) return 100;
   // A proxy that answered with a status says something about the target; that beats a silent one.
   const answered = error.fields.statusCode !== undefined ? 1 : 0;
   return (PHASE_RANK[error.fields.phase] ?? 0) * 2 + answered;
