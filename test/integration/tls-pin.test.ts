@@ -137,6 +137,7 @@ test('dialTls: an intercepting proxy fails over to the next route (DIRECT); the 
   assert.equal(await echo(result.socket, 'after failover'), 'after failover');
   result.socket.destroy();
   // The proxy answered CONNECT: it is not marked dead, but DIRECT now goes first for this target.
+  assert.equal(dialer.health.skipped({ kind: 'PROXY', host: bump.host, port: bump.port }), false);
   const again = await dialer.dialTls({ host: '127.0.0.1', port: relay.port, caller: 'connector' }, { servername: RELAY, caPem: relay.ca.certPem });
   assert.deepEqual(again.traces.map((t) => t.route), ['DIRECT']);
   again.socket.destroy();

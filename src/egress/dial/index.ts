@@ -271,6 +271,8 @@ export function proxyLabel(route: ProxyRoute): string {
 }
 
 function proxyItselfFailed(route: ProxyRoute, error: DialError): boolean {
+  // The tunnel reached the target; what failed after that (its TLS) is not the proxy's health.
+  if (reachedTarget.has(error)) return false;
   const phase = error.fields.phase;
   if (phase === 'resolve' || phase === 'tcp' || phase === 'tls') return true;
   if (phase !== 'proxy-connect') return false;
