@@ -8,8 +8,7 @@ import type tls from 'node:tls';
 import { DialError, FerryError } from '../shared/errors.js';
 import { CONTROL_PATHS, TUNNEL_ALPN, type ConnectorHello, type RejectedNotice } from '../shared/wire.js';
 import type { Logger } from '../shared/log.js';
-import type { Dialer } from '../egress/types.js';
-import { connectPinnedTls } from '../egress/tls.js';
+import type { EgressDialer } from '../egress/dial/index.js';
 import type { ConnectorState } from './state.js';
 
 export const CONNECTOR_VERSION = process.env.FERRY_CONNECTOR_VERSION ?? '0.1.0';
@@ -24,7 +23,7 @@ export interface SessionTarget {
 }
 
 export interface SessionOptions {
-  dialer: Dialer;
+  dialer: EgressDialer;
   state: ConnectorState;
   target: SessionTarget;
   logger: Logger;
@@ -51,22 +50,20 @@ export async function serveTunnelOnce(options: SessionOptions): Promise<SessionO
   const started = Date.now();
   let secure: tls.TLSSocket;
   try {
-    const dialed = await options.dialer.dial({
+    // Pinned TLS runs inside each route attempt, so an intercepting proxy fails over to the next route.
+    const dialed = await options.dialer.dialTls({
       host: options.target.host, port: options.target.port, caller: 'connector',
       url: new URL(`https://${formatHost(options.target.host)}:${options.target.port}/`),
       timeoutMs: options.connectTimeoutMs, signal: options.signal,
-    });
-    const target = `${formatHost(options.target.host)}:${options.target.port}`;
-    secure = await connectPinnedTls(dialed.socket, {
+    }, {
       servername: options.target.servername,
       caPem: options.state.caPem,
       certPem: options.state.certPem,
       keyPem: options.state.keyPem,
       alpn: [TUNNEL_ALPN],
-      target,
       timeoutMs: options.connectTimeoutMs,
-      ...(dialed.traces.at(-1)?.proxy ? { proxy: dialed.traces.at(-1)!.proxy! } : {}),
     });
+    secure = dialed.socket;
     secure.setNoDelay(true);
   } catch (error) {
     return { connected: false, durationMs: Date.now() - started, error: error as Error };

@@ -5,7 +5,7 @@
 import { DialError, FerryError, describeError } from '../shared/errors.js';
 import { serveTunnelOnce, type SessionOptions, type SessionTarget } from './session.js';
 import type { Transport } from './config.js';
-import type { Dialer } from '../egress/types.js';
+import type { EgressDialer } from '../egress/dial/index.js';
 import type { ConnectorState } from './state.js';
 
 export interface BackoffPolicy {
@@ -22,7 +22,7 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy, random: () 
 
 export interface SupervisorOptions extends Omit<SessionOptions, 'target' | 'signal' | 'onUp' | 'dialer'> {
   /** transport tcp: always direct; transport https: the resolved proxy route. */
-  dialers: { tcp: Dialer; https: Dialer };
+  dialers: { tcp: EgressDialer; https: EgressDialer };
   state: ConnectorState;
   tunnels: number;
   transport: Transport;
