@@ -18,7 +18,7 @@ import { startSampleBackend, type SampleBackend } from '../../src/demo/sample-ba
 const RELAY = 'relay.ferry.test';
 const notRoot = process.getuid?.() !== 0;
 
-describe('through the proxy', { skip: notRoot ? 'needs root (dnsmasq on port 53)' : false }, () => {
+describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user proxy; dnsmasq)' : false }, () => {
   const stack = new FerryStack();
   let backend: SampleBackend;
   let open: SquidInstance;
@@ -40,8 +40,9 @@ describe('through the proxy', { skip: notRoot ? 'needs root (dnsmasq on port 53)
     ]);
     const { readFileSync } = await import('node:fs');
     bump = await startSquid({ mode: 'bump', hosts, upstreamCaPem: readFileSync(stack.relay.caFile, 'utf8'), bumpCaSubject: '/CN=Corp Inspection CA/O=Corp IT' });
-    dns = await startDnsmasq({ records: { 'wpad.corp.test': '127.0.0.1', 'relay.test': '127.0.0.1' } });
-    wpad = await startWpadServer(`function FindProxyForURL(url, host) { return "PROXY 127.0.0.1:${open.port}"; }`);
+    // Own ports (not 127.0.0.53:53 and 80), so other suites' DNS and wpad servers cannot interfere.
+    dns = await startDnsmasq({ records: { 'wpad.corp.test': '127.0.0.1', 'relay.test': '127.0.0.1' }, address: '127.0.0.1', port: await freePort() });
+    wpad = await startWpadServer(`function FindProxyForURL(url, host) { return "PROXY 127.0.0.1:${open.port}"; }`, 0);
     const port = stack.relay.ports.user;
     const added = await stack.relay.cli(['relay', 'app', 'add', 'app', '--external', `https://app.localhost:${port}`, '--internal', backend.url]);
     assert.equal(added.code, 0, added.stderr);
@@ -108,7 +109,7 @@ describe('through the proxy', { skip: notRoot ? 'needs root (dnsmasq on port 53)
     const before = connectLines(open, stack.relay.ports.user).length;
     const proc = await connectorVia('wpad', {
       transport: 'https',
-      proxy: { autoDetect: true, wpad: { domainSuffix: 'corp.test', dnsServers: [dns.server] } },
+      proxy: { autoDetect: true, wpad: { domainSuffix: 'corp.test', dnsServers: [dns.server], port: wpad.port } },
     });
     await assertServes();
     assert.ok(wpad.requests.length > 0, 'wpad.dat was fetched');
