@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { createDialer, fixedRoutes, RoutesExhaustedError } from '../../src/egress/dial/index.js';
 import { DialError } from '../../src/shared/errors.js';
 import type { Route } from '../../src/egress/types.js';
-import { startLookupDnsmasq, type LookupDnsmasqInstance } from '../harness/dnsmasq-lookup.js';
+import { startDnsmasq, type DnsmasqHandle } from '../harness/dnsmasq.js';
 import { cleanupOnExit, freePort } from '../harness/processes.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -16,7 +16,7 @@ let echoServer: net.Server;
 let echoPort: number;
 let closedPort: number;
 let blackholePort: number;
-let dnsmasq: LookupDnsmasqInstance;
+let dnsmasq: DnsmasqHandle;
 let dropRule: string[] | undefined;
 let forgetDropRule: (() => void) | undefined;
 
@@ -26,7 +26,7 @@ before(async () => {
   echoPort = (echoServer.address() as net.AddressInfo).port;
   closedPort = await freePort();
   blackholePort = await freePort();
-  dnsmasq = await startLookupDnsmasq({ addresses: { 'relay.ferry.test': '127.0.0.1' } });
+  dnsmasq = await startDnsmasq({ records: { 'relay.ferry.test': '127.0.0.1' }, address: '127.0.0.1', port: await freePort() });
   if (isRoot) {
     dropRule = ['INPUT', '-i', 'lo', '-p', 'tcp', '--dport', String(blackholePort), '-j', 'DROP', '-m', 'comment', '--comment', 'ferry-test-blackhole'];
     const rule = dropRule;
