@@ -1,0 +1,83 @@
+// `ferry doctor`: run the probes (or analyze a trace) and print a checklist or one JSON document.
+// Exit codes (DESIGN.md): 0 all checks pass (warnings allowed), 1 any check failed, 2 usage or
+// configuration error.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { analyzeTrace, renderJson, renderText, renderTraceSummary, runDoctor } from '../doctor/index.js';
+import { captureTrace } from '../doctor/capture.js';
+import { UsageError } from '../shared/errors.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runAction } from './run-action.js';
+
+interface DoctorCliOptions {
+  config?: string;
+  json?: boolean;
+  capture?: string;
+  analyze?: string;
+  backend?: string[];
+  timeout?: string;
+  dnsServer?: string[];
+  domainSuffix?: string;
+  wpadPort?: string;
+}
+
+export function registerDoctorCommand(program: Command): void {
+  program
+    .command('doctor')
+    .description('test every step from this connector to the relay (config, routes, DNS, WPAD/PAC, TCP, CONNECT, TLS, certificate, clock, tunnels) and name the fix')
+    .option('--config <file>', 'connector configuration (YAML, or a .NET .config)')
+    .option('--json', 'print one JSON document {checks:[{id,status,target,details,fix,errorClass}],...}')
+    .option('--capture <seconds>', "run the connector's tunnels for this long with the trace on, then analyze the trace")
+    .option('--analyze <trace>', 'summarise a trace file written by "ferry connector run --trace FILE"')
+    .option('--backend <url>', 'also test this internal app URL from here (repeatable)', collect, [])
+    .option('--timeout <ms>', 'time limit per probe (default: directTimeoutMs from the config, 5000)')
+    .option('--dns-server <addr>', 'DNS server for WPAD and PAC lookups (repeatable)', collect, [])
+    .option('--domain-suffix <suffix>', 'the machine DNS domain for WPAD (default: /etc/resolv.conf)')
+    .option('--wpad-port <port>', 'port of the wpad.dat server (default 80)')
+    .action(runAction(async (options: DoctorCliOptions) => {
+      if (options.analyze && options.capture) throw new UsageError('--analyze and --capture cannot be combined', 'use one of them');
+      if (options.analyze) {
+        let text: string;
+        try {
+          text = readFileSync(options.analyze, 'utf8');
+        } catch (error) {
+          throw new UsageError(`cannot read the trace ${options.analyze} (${(error as NodeJS.ErrnoException).code})`, 'give the file written by "ferry connector run --trace FILE"');
+        }
+        const summary = analyzeTrace(text);
+        process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : renderTraceSummary(summary));
+        return summary.attempts > 0 && summary.outcomes.every((o) => o.workingRoute !== undefined) ? EXIT_OK : EXIT_FAILURE;
+      }
+      const timeoutMs = numberOption(options.timeout, '--timeout');
+      const wpadPort = numberOption(options.wpadPort, '--wpad-port');
+      if (options.capture) {
+        const seconds = numberOption(options.capture, '--capture')!;
+        const summary = await captureTrace({ configFile: options.config, seconds, progress: (m) => process.stderr.write(`${m}\n`) });
+        process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : renderTraceSummary(summary));
+        return summary.attempts > 0 && summary.outcomes.every((o) => o.workingRoute !== undefined) ? EXIT_OK : EXIT_FAILURE;
+      }
+      const run = await runDoctor({
+        configFile: options.config,
+        ...(options.backend?.length ? { backends: options.backend } : {}),
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        resolverBase: {
+          ...(options.domainSuffix ? { dnsDomain: options.domainSuffix } : {}),
+          wpad: { ...(options.dnsServer?.length ? { dnsServers: options.dnsServer } : {}), ...(wpadPort ? { port: wpadPort } : {}) },
+        },
+        // Long checks say what they are doing, on stderr, so stdout stays one document.
+        progress: (message) => { if (!options.json && process.stderr.isTTY) process.stderr.write(`  … ${message}\r\x1b[K`); },
+      });
+      process.stdout.write(options.json ? renderJson(run.report) : renderText(run.report));
+      if (run.configError) return EXIT_USAGE;
+      return run.report.status === 'fail' ? EXIT_FAILURE : EXIT_OK;
+    }));
+}
+
+function numberOption(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new UsageError(`${name} ${value} is not a positive number`);
+  return parsed;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
