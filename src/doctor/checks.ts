@@ -138,6 +138,8 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
       }
     }
     const decided = endpoints.filter((e) => e.decision);
+    // The tunnel endpoint the transport never uses is not probed below (only listed as a route).
+    const used = endpoints.filter((e) => !(e.need === 'informational' && e.name.startsWith('tunnel')));
 
     // 4. WPAD and PAC, as far as the decisions used them.
     const wpad = decided.map((e) => e.decision!.provenance).find((p) => p.wpad);
@@ -162,7 +164,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
     // 5. DNS: directly reached targets must resolve here; proxies too; names only the proxy reaches are information.
     const lookups = new Map<string, Need>();
     const note = (host: string, need: Need) => lookups.set(host, stronger(lookups.get(host), need));
-    for (const e of endpoints) {
+    for (const e of used) {
       const routes = e.routed ? e.decision?.routes ?? [] : [{ kind: 'DIRECT' } as Route];
       routes.forEach((route, index) => {
         const need = routes.length > 1 && index > 0 ? 'alternative' : e.need;
@@ -187,7 +189,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
 
     // 6. TCP to each proxy and each direct target.
     const tcpTargets = new Map<string, { host: string; port: number; need: Need; role: string }>();
-    for (const e of endpoints) {
+    for (const e of used) {
       const routes = e.routed ? e.decision?.routes ?? [] : [{ kind: 'DIRECT' } as Route];
       routes.forEach((route, index) => {
         const need = routes.length > 1 && index > 0 ? 'alternative' : routes.length > 1 && e.need === 'required' ? 'alternative' : e.need;
@@ -210,12 +212,15 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
     }
 
     // 7. CONNECT through each proxy of each route list (one route at a time, production dialer).
-    for (const e of endpoints) {
+    const connectsDone = new Set<string>();
+    for (const e of used) {
       const routes = e.decision?.routes ?? [];
       const proxies = routes.filter((r): r is ProxyRoute => r.kind !== 'DIRECT');
       for (const proxy of proxies) {
         const label = proxyLabel(proxy);
         const target = formatHostPort(e.host, e.port);
+        if (connectsDone.has(`${label} ${target}`)) continue;
+        connectsDone.add(`${label} ${target}`);
         const need: Need = routes.length > 1 ? 'alternative' : e.need;
         progress(`CONNECT ${target} via ${label}…`);
         const one = createDialer({ ...dialerOptions, resolver: fixedRoutes([proxy]) });
@@ -232,8 +237,8 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
     }
 
     // 8. TLS to each relay endpoint over its real route, pinned to the relay CA (no client certificate).
-    for (const e of endpoints) {
-      if (e.need === 'informational' && e.name !== 'updates') continue;
+    for (const e of used) {
+      if (e.name === 'updates' && e.decision && registrationDecisionMatches(endpoints, e)) continue;
       const target = formatHostPort(e.host, e.port);
       progress(`TLS ${target}…`);
       const dialer = e.routed ? routed : direct;
@@ -291,6 +296,12 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
   } finally {
     resolver.close();
   }
+}
+
+/** The updates endpoint needs no TLS probe of its own when it takes exactly the registration's route. */
+function registrationDecisionMatches(endpoints: Endpoint[], updates: Endpoint): boolean {
+  const registration = endpoints.find((e) => e.name === 'registration');
+  return !!registration?.decision && registration.decision.routes.map(formatRoute).join(';') === updates.decision!.routes.map(formatRoute).join(';');
 }
 
 function stronger(a: Need | undefined, b: Need): Need {
