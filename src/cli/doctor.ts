@@ -10,6 +10,7 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runAction } from './run-action.js';
 
 interface DoctorCliOptions {
   config?: string;
+  updaterConfig?: string;
   json?: boolean;
   capture?: string;
   analyze?: string;
@@ -25,6 +26,7 @@ export function registerDoctorCommand(program: Command): void {
     .command('doctor')
     .description('test every step from this connector to the relay (config, routes, DNS, WPAD/PAC, TCP, CONNECT, TLS, certificate, clock, tunnels) and name the fix')
     .option('--config <file>', 'connector configuration (YAML, or a .NET .config)')
+    .option('--updater-config <file>', "the updater's proxy settings file (default: the machine-wide file decides)")
     .option('--json', 'print one JSON document {checks:[{id,status,target,details,fix,errorClass}],...}')
     .option('--capture <seconds>', "run the connector's tunnels for this long with the trace on, then analyze the trace")
     .option('--analyze <trace>', 'summarise a trace file written by "ferry connector run --trace FILE"')
@@ -56,6 +58,7 @@ export function registerDoctorCommand(program: Command): void {
       }
       const run = await runDoctor({
         configFile: options.config,
+        ...(options.updaterConfig ? { updaterConfigFile: options.updaterConfig } : {}),
         ...(options.backend?.length ? { backends: options.backend } : {}),
         ...(timeoutMs !== undefined ? { timeoutMs } : {}),
         resolverBase: {

@@ -33,6 +33,8 @@ import type { CheckResult, DoctorReport } from './types.js';
 export interface DoctorOptions {
   /** connector.yaml (or a .NET .config); default: the built-in defaults. */
   configFile?: string;
+  /** The updater's own proxy settings file; without it the updater's route comes from the machine-wide file. */
+  updaterConfigFile?: string;
   /** Internal app URLs to test from here (the connector does not know the published apps). */
   backends?: string[];
   /** Per-probe time limit; default the config's directTimeoutMs (5 s). */
@@ -83,7 +85,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
   try {
     config = loadConnectorConfig(options.configFile);
     const resolverOptions = await loadProxyResolverOptions(
-      { connector: config.proxySettingsFile, machine: config.machineConfig ?? DEFAULT_MACHINE_CONFIG },
+      { connector: config.proxySettingsFile, ...(options.updaterConfigFile ? { updater: options.updaterConfigFile } : {}), machine: config.machineConfig ?? DEFAULT_MACHINE_CONFIG },
       options.resolverBase ?? {},
     );
     resolver = createProxyResolver(resolverOptions);
@@ -168,7 +170,9 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
       const routes = e.routed ? e.decision?.routes ?? [] : [{ kind: 'DIRECT' } as Route];
       routes.forEach((route, index) => {
         const need = routes.length > 1 && index > 0 ? 'alternative' : e.need;
-        if (route.kind === 'DIRECT') note(e.host, need);
+        // DIRECT as a late fail-over entry behind proxies: the proxies are the path, a name that
+        // does not resolve here is information.
+        if (route.kind === 'DIRECT') note(e.host, index > 0 ? 'informational' : need);
         else note(route.host, need);
       });
       if (e.routed && !routes.some((r) => r.kind === 'DIRECT')) note(e.host, 'informational');
@@ -192,7 +196,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
     for (const e of used) {
       const routes = e.routed ? e.decision?.routes ?? [] : [{ kind: 'DIRECT' } as Route];
       routes.forEach((route, index) => {
-        const need = routes.length > 1 && index > 0 ? 'alternative' : routes.length > 1 && e.need === 'required' ? 'alternative' : e.need;
+        const need: Need = route.kind === 'DIRECT' && index > 0 ? 'informational' : routes.length > 1 && e.need === 'required' ? 'alternative' : e.need;
         const [host, port, role] = route.kind === 'DIRECT' ? [e.host, e.port, `direct target (${e.name})`] : [route.host, route.port, `proxy ${proxyLabel(route)}`];
         const key = formatHostPort(host, port);
         const known = tcpTargets.get(key);

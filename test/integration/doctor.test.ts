@@ -6,6 +6,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -52,6 +54,11 @@ describe('ferry doctor: Squid scenarios', () => {
     const registered = await stack.registerConnector({ name: 'c' });
     assert.equal(registered.run.code, 0, registered.run.stderr);
     deadPort = await freePort();
+    // A second connector, removed on the relay: its certificate is refused from now on.
+    const removed = await stack.registerConnector({ name: 'removed' });
+    assert.equal(removed.run.code, 0, removed.run.stderr);
+    const remove = await stack.relay.cli(['relay', 'connectors', 'remove', 'removed']);
+    assert.equal(remove.code, 0, remove.stderr);
     const hosts = { [RELAY]: '127.0.0.1' };
     const relayCa = readFileSync(stack.relay.caFile, 'utf8');
     [squids.open, squids.auth, squids.deny, squids.bump] = await Promise.all([
@@ -166,6 +173,16 @@ describe('ferry doctor: Squid scenarios', () => {
         { id: 'tunnel:https', status: 'pass' },
       ],
     },
+    {
+      name: 'connector removed on the relay: relay-rejected, re-register',
+      config: () => ({ stateDir: './removed', name: 'removed', transport: 'tcp' }),
+      exitCode: 1,
+      expect: [
+        { id: 'client-cert', status: 'pass' },
+        { id: 'client-cert:relay', status: 'fail', errorClass: 'relay-rejected', fix: /re-register the connector/ },
+        { id: 'tunnel:tcp', status: 'fail', errorClass: 'relay-rejected', fix: /re-register the connector/ },
+      ],
+    },
   ];
 
   function addDropRule() {
@@ -230,6 +247,25 @@ describe('ferry doctor: Squid scenarios', () => {
   it('squid saw the CONNECTs of the open-proxy scenario', async () => {
     const lines = squids.open!.accessLog();
     assert.ok(lines.some((line) => line.includes(`CONNECT ${RELAY}:${stack.relay.ports.user}`) && line.includes('/200 ')), lines.join('\n'));
+  });
+
+  it('--backend: a listening app passes, a closed port fails as connect-refused', async () => {
+    const app = http.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    const closed = await freePort();
+    try {
+      const port = (app.address() as AddressInfo).port;
+      const run = await runFerry(['doctor', '--config', writeConfig({ transport: 'tcp' }), '--json', '--backend', `http://127.0.0.1:${port}/`, '--backend', `http://127.0.0.1:${closed}/`], { timeoutMs: 60_000 });
+      assert.equal(run.code, 1, run.stdout);
+      const report = JSON.parse(run.stdout) as JsonReport;
+      assert.equal(find(report, `backend:127.0.0.1:${port}`)?.status, 'pass');
+      assert.match(find(report, `backend:127.0.0.1:${port}`)?.details ?? '', /answered HTTP 200 \(direct\)/);
+      const dead = find(report, `backend:127.0.0.1:${closed}`);
+      assert.equal(dead?.status, 'fail');
+      assert.equal(dead?.errorClass, 'connect-refused');
+    } finally {
+      app.close();
+    }
   });
 
   it('a broken config is exit code 2 with file and line', async () => {
