@@ -4,7 +4,7 @@
 // (or verified against the system roots when no CA is given).
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createDialer, proxyLabel, type DialerOptions, type ProxyRoute } from './dial/index.js';
+import { createDialer, proxyLabel, type DialerOptions, type EgressDialer, type ProxyRoute } from './dial/index.js';
 import { connectVerifiedTls } from './tls.js';
 import type { Caller, Dialer, ProxyResolver, Provenance, Route } from './types.js';
 
@@ -49,13 +49,27 @@ class EgressAgent extends http.Agent {
     const tlsOptions = this.egress.tls;
     const timeoutMs = this.egress.timeoutMs;
     void (async () => {
-      const dialed = await this.egress.dialer.dial({
+      const request = {
         host,
         port,
         caller: this.egress.caller,
         url: new URL(`${scheme}://${authority}/`),
         ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-      });
+      };
+      const dialer = this.egress.dialer as Partial<EgressDialer> & Dialer;
+      // With a pinned CA and Ferry's own dialer, TLS is part of each route attempt, so an
+      // intercepting proxy fails over to the next route instead of failing the request.
+      if (tlsOptions?.caPem !== undefined && typeof dialer.dialTls === 'function') {
+        const secured = await dialer.dialTls(request, {
+          servername: host,
+          caPem: tlsOptions.caPem,
+          alpn: tlsOptions.alpn ?? ['http/1.1'],
+          ...(tlsOptions.certPem !== undefined ? { certPem: tlsOptions.certPem } : {}),
+          ...(tlsOptions.keyPem !== undefined ? { keyPem: tlsOptions.keyPem } : {}),
+        });
+        return secured.socket;
+      }
+      const dialed = await dialer.dial(request);
       if (!tlsOptions) return dialed.socket;
       const proxy = dialed.traces.at(-1)?.proxy;
       return connectVerifiedTls(dialed.socket, {

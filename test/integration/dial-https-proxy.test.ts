@@ -33,7 +33,7 @@ test('HTTPS proxy: TLS to Squid, CONNECT, then the pinned relay TLS inside', asy
   assert.equal(trace?.route, `HTTPS 127.0.0.1:${squid.port}`);
   assert.equal(trace?.proxy, `https://127.0.0.1:${squid.port}`);
   assert.equal(trace?.connectStatus, 200);
-  assert.equal(typeof trace?.tlsMs, 'number');
+  assert.equal(typeof trace?.proxyTlsMs, 'number');
   const secure = await connectPinnedTls(result.socket, { servername: RELAY, caPem: relay.ca.certPem, target: `${RELAY}:${relay.port}` });
   const reply = await new Promise<string>((resolve) => {
     secure.once('data', (chunk: Buffer) => resolve(chunk.toString()));

@@ -46,11 +46,14 @@ test('SOCKS5 with username/password from the route', async () => {
 });
 
 test('SOCKS5 refusals (unknown host, bad password) are proxy-refused without the password', async () => {
-  const unknown = await createDialer({ resolver: fixedRoutes([{ kind: 'SOCKS5', host: '127.0.0.1', port: socks.port }]) })
+  const socksDialer = createDialer({ resolver: fixedRoutes([{ kind: 'SOCKS5', host: '127.0.0.1', port: socks.port }]) });
+  const unknown = await socksDialer
     .dial({ host: 'nowhere.ferry.test', port: 443, caller: 'connector' })
     .catch((e: DialError) => e);
   assert.ok(unknown instanceof DialError);
   assert.equal(unknown.errorClass, 'proxy-refused');
+  // The SOCKS proxy answered: it stays in rotation.
+  assert.equal(socksDialer.health.skipped({ kind: 'SOCKS5', host: '127.0.0.1', port: socks.port }), false);
   const badPassword = await createDialer({ resolver: fixedRoutes([{ kind: 'SOCKS5', host: '127.0.0.1', port: authSocks.port, username: 'dave', password: 'nope-999' }]) })
     .dial({ host: RELAY, port: relay.port, caller: 'connector' })
     .catch((e: DialError) => e);

@@ -84,6 +84,17 @@ test('through a TLS-inspecting Squid the request fails with tls-interception', a
   agent.destroy();
 });
 
+test('registration-style request: an intercepting proxy first, then a clean one: the request succeeds via the second', async () => {
+  const agent = createEgressAgent({
+    dialer: createDialer({ resolver: fixedRoutes([{ kind: 'PROXY', host: bump.host, port: bump.port }, viaSquid()]) }),
+    caller: 'connector',
+    tls: { caPem: ca.certPem },
+  });
+  const { body } = await fetchText(https, { host: RELAY, port: relayPort, path: '/renew', method: 'POST', agent });
+  assert.equal(body, 'relay saw POST /renew');
+  agent.destroy();
+});
+
 test('backend requests with useProxy: absolute-form GET through Squid (Basic header when configured)', async () => {
   const requester = createBackendRequester({ useProxy: true, resolver: fixedRoutes([{ ...viaSquid(), username: 'bob', password: 'pw' } as Route], 'config') });
   const plan = await requester.plan(new URL(`http://${BACKEND}:${backendPort}/orders?id=7`));

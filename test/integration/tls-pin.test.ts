@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createDialer, fixedRoutes } from '../../src/egress/dial/index.js';
+import { createDialer, fixedRoutes, RoutesExhaustedError } from '../../src/egress/dial/index.js';
 import { connectPinnedTls } from '../../src/egress/tls.js';
 import { DialError } from '../../src/shared/errors.js';
 import { startSquid, type SquidInstance } from '../harness/squid.js';
@@ -124,4 +124,40 @@ test('mutual TLS: a client certificate the relay does not accept → relay-rejec
   });
   assert.equal(await echo(secure, 'mtls'), 'mtls');
   secure.destroy();
+});
+
+test('dialTls: an intercepting proxy fails over to the next route (DIRECT); the trace names why', async () => {
+  const dialer = createDialer({ resolver: fixedRoutes([{ kind: 'PROXY', host: bump.host, port: bump.port }, { kind: 'DIRECT' }], 'pac') });
+  const result = await dialer.dialTls({ host: '127.0.0.1', port: relay.port, caller: 'connector' }, { servername: RELAY, caPem: relay.ca.certPem });
+  assert.deepEqual(result.traces.map((t) => [t.route, t.errorClass ?? 'ok', t.connectStatus]), [
+    [`PROXY 127.0.0.1:${bump.port}`, 'tls-interception', 200],
+    ['DIRECT', 'ok', undefined],
+  ]);
+  assert.equal(typeof result.traces[1]?.tlsMs, 'number');
+  assert.equal(await echo(result.socket, 'after failover'), 'after failover');
+  result.socket.destroy();
+  // The proxy answered CONNECT: it is not marked dead, but DIRECT now goes first for this target.
+  assert.equal(dialer.health.skipped({ kind: 'PROXY', host: bump.host, port: bump.port }), false);
+  const again = await dialer.dialTls({ host: '127.0.0.1', port: relay.port, caller: 'connector' }, { servername: RELAY, caPem: relay.ca.certPem });
+  assert.deepEqual(again.traces.map((t) => t.route), ['DIRECT']);
+  again.socket.destroy();
+});
+
+test('dialTls: interception (tunnel reached the target) outranks an unreachable proxy', async () => {
+  const dialer = createDialer({ resolver: fixedRoutes([{ kind: 'PROXY', host: '127.0.0.1', port: 1 }, { kind: 'PROXY', host: bump.host, port: bump.port }]) });
+  const error = await failure(dialer.dialTls({ host: '127.0.0.1', port: relay.port, caller: 'connector' }, { servername: RELAY, caPem: relay.ca.certPem }));
+  assert.ok(error instanceof RoutesExhaustedError);
+  assert.equal(error.errorClass, 'tls-interception');
+  assert.deepEqual(error.traces.map((t) => t.errorClass), ['connect-refused', 'tls-interception']);
+});
+
+test('dialTls: relay-rejected stops the walk (no other route can fix a refused certificate)', async () => {
+  const stranger = await (await createTestCa('Stranger CA 2')).issue({ commonName: 'connector-y', client: true });
+  const dialer = createDialer({ resolver: fixedRoutes([{ kind: 'DIRECT' }, { kind: 'PROXY', host: bump.host, port: bump.port }]) });
+  const error = await failure(
+    dialer.dialTls({ host: '127.0.0.1', port: mtlsRelay.port, caller: 'connector' }, { servername: RELAY, caPem: mtlsRelay.ca.certPem, certPem: stranger.certPem, keyPem: stranger.keyPem }),
+  );
+  assert.equal(error.errorClass, 'relay-rejected');
+  assert.ok(error instanceof RoutesExhaustedError);
+  assert.equal(error.traces.length, 1);
 });

@@ -112,3 +112,14 @@ test('a non-HTTP answer is proxy-refused and the proxy is skipped; silence is co
   assert.equal(quiet.errorClass, 'connect-timeout');
   assert.equal(quiet.fields.phase, 'proxy-connect');
 });
+
+test('a target host with CR/LF is refused before anything is written to the proxy', async () => {
+  const seen: string[] = [];
+  const port = await scriptedProxy(['HTTP/1.1 200 OK\r\n\r\n'], seen);
+  await assert.rejects(
+    createDialer({ resolver: route(port) }).dial({ host: 'relay.ferry.test\r\nX-Evil: 1', port: 443, caller: 'connector' }),
+    (error: unknown) => error instanceof TypeError && /invalid target host/.test(error.message),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(seen, []);
+});

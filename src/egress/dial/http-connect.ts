@@ -26,6 +26,14 @@ export interface HttpConnectResult {
   statusCode: number;
 }
 
+/**
+ * The target goes into a request line: a name with spaces, CR/LF or URL syntax is a caller bug
+ * (or an injection attempt), never something to send.
+ */
+export function assertValidTargetHost(host: string): void {
+  if (!/^[A-Za-z0-9._~%:[\]-]+$/.test(host)) throw new TypeError(`invalid target host ${JSON.stringify(host.slice(0, 80))}`);
+}
+
 /** Bounds the number of 407 round trips of a multi-leg scheme (NTLM needs two). */
 const MAX_AUTH_LEGS = 4;
 /** A 407 body larger than this is not drained for another leg; the connection is given up. */
@@ -33,6 +41,12 @@ const MAX_DRAINED_BODY_BYTES = 64 * 1024;
 
 export async function httpConnect(socket: net.Socket, options: HttpConnectOptions): Promise<HttpConnectResult> {
   const started = options.now();
+  try {
+    assertValidTargetHost(options.host);
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  }
   const reader = new ProxyAnswerReader(socket);
   const authority = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
   let authorization = options.authenticator?.initial();

@@ -10,17 +10,19 @@
 // - when all fail, the error thrown is the one that got furthest (an answer from a proxy beats an
 //   unreachable proxy beats a DNS failure); on a tie, the earliest attempt's. It carries every
 //   attempt's DialError and trace.
-import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import tls, { type TLSSocket } from 'node:tls';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DialError, type DialPhase } from '../../shared/errors.js';
+import { ConfigError, DialError, type DialPhase } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
 import { redact } from '../../shared/redact.js';
 import type { DialRequest, DialResult, DialTrace, Dialer, ProxyResolver, Route, RouteDecision } from '../types.js';
-import { httpConnect } from './http-connect.js';
+import { assertValidTargetHost, httpConnect } from './http-connect.js';
 import { BasicProxyAuthenticator, type ProxyAuthenticator, type ProxyCredentials } from './proxy-auth.js';
 import { RouteHealth, formatHostPort, routeKey } from './route-health.js';
 import { socksConnect } from './socks.js';
+import { connectPinnedTls, type PinnedTlsOptions } from '../tls.js';
 import { classifySocketError, connectTcp } from './tcp.js';
 
 export { BasicProxyAuthenticator, type ProxyAuthenticator, type ProxyCredentials } from './proxy-auth.js';
@@ -51,6 +53,13 @@ export interface DialerOptions {
 }
 
 export interface EgressDialer extends Dialer {
+  /**
+   * Dials and completes TLS pinned to `tls.caPem` as part of each attempt, so a route whose TLS
+   * fails (e.g. a TLS-inspecting proxy: tls-interception) fails over to the next route like any
+   * other failure; `relay-rejected` stops the walk at once (no route can fix it). The trace's
+   * `tlsMs` is this handshake.
+   */
+  dialTls(request: DialRequest, tls: Omit<PinnedTlsOptions, 'target' | 'proxy'>): Promise<DialResult & { socket: TLSSocket }>;
   /** The failover bookkeeping (exposed for doctor output and tests). */
   readonly health: RouteHealth;
 }
@@ -87,7 +96,32 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
   const health = new RouteHealth({ now, skipMs: options.proxySkipMs ?? 60_000 });
   const lookupOpt = options.lookup ? { lookup: options.lookup } : {};
 
-  async function dial(request: DialRequest): Promise<DialResult> {
+  function dial(request: DialRequest): Promise<DialResult> {
+    return walk(request);
+  }
+
+  async function dialTls(request: DialRequest, tlsOptions: Omit<PinnedTlsOptions, 'target' | 'proxy'>): Promise<DialResult & { socket: TLSSocket }> {
+    const result = await walk(request, async (socket, target, trace) => {
+      const started = now();
+      try {
+        return await connectPinnedTls(socket, {
+          ...tlsOptions,
+          target,
+          ...(trace.proxy ? { proxy: trace.proxy } : {}),
+          timeoutMs: tlsOptions.timeoutMs ?? request.timeoutMs ?? defaultTimeoutMs,
+        });
+      } catch (error) {
+        if (error instanceof DialError) reachedTarget.add(error);
+        throw error;
+      } finally {
+        trace.tlsMs = now() - started;
+      }
+    });
+    return result as DialResult & { socket: TLSSocket };
+  }
+
+  async function walk(request: DialRequest, upgrade?: (socket: Duplex, target: string, trace: DialTrace) => Promise<Duplex>): Promise<DialResult> {
+    assertValidTargetHost(request.host);
     const target = formatHostPort(request.host, request.port);
     const url = request.url ?? new URL(`https://${target}/`);
     const decision = options.resolver ? await options.resolver.resolve(url, request.caller) : DIRECT_DECISION;
@@ -107,7 +141,8 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
         outcome: 'ok',
       };
       try {
-        const socket = await attempt(route, request, target, trace);
+        const tunnel = await attempt(route, request, target, trace, decision);
+        const socket = upgrade ? await upgrade(tunnel, target, trace) : tunnel;
         health.markSucceeded(target, route);
         emit(trace, traces);
         logger.debug({ trace }, 'dial ok');
@@ -120,8 +155,9 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
         emit(trace, traces);
         failures.push(error);
         health.forgetTarget(target, route);
-        if (route.kind !== 'DIRECT' && proxyItselfFailed(error)) health.markFailed(route);
+        if (route.kind !== 'DIRECT' && proxyItselfFailed(route, error)) health.markFailed(route);
         logger.info({ trace }, `dial attempt failed: ${trace.route} → ${error.errorClass}`);
+        if (error.permanent) break;
       }
     }
     const chosen = mostRelevant(failures);
@@ -137,7 +173,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     }
   }
 
-  async function attempt(route: Route, request: DialRequest, target: string, trace: DialTrace): Promise<Duplex> {
+  async function attempt(route: Route, request: DialRequest, target: string, trace: DialTrace, decision: RouteDecision): Promise<Duplex> {
     const timeoutMs = request.timeoutMs ?? defaultTimeoutMs;
     if (route.kind === 'DIRECT') {
       const { socket, tcpMs } = await connectTcp({ host: request.host, port: request.port, timeoutMs, target, now, ...signalOf(request), ...lookupOpt });
@@ -147,7 +183,9 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     const proxy = proxyLabel(route);
     const { socket, tcpMs } = await connectTcp({ host: route.host, port: route.port, timeoutMs, target, proxy, now, ...signalOf(request), ...lookupOpt });
     trace.tcpMs = tcpMs;
-    const credentials = route.username !== undefined ? { username: route.username, password: route.password ?? '' } : options.credentials?.(route);
+    const credentials = route.username !== undefined
+      ? { username: route.username, password: route.password ?? '' }
+      : options.credentials?.(route) ?? credentialsFromDecision(decision);
     if (route.kind === 'SOCKS5' || route.kind === 'SOCKS4') {
       return socksConnect(socket, {
         version: route.kind === 'SOCKS5' ? 5 : 4,
@@ -166,7 +204,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     if (route.kind === 'HTTPS') {
       const started = now();
       proxySocket = await proxyTls(socket, route, target, proxy, timeoutMs);
-      trace.tlsMs = now() - started;
+      trace.proxyTlsMs = now() - started;
     }
     const authenticator = options.authenticator
       ? options.authenticator(route, credentials)
@@ -225,7 +263,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     });
   }
 
-  return { dial, health };
+  return { dial, dialTls, health };
 }
 
 /** The proxy as logs may show it: scheme, user name (never the password), host and port. */
@@ -235,15 +273,23 @@ export function proxyLabel(route: ProxyRoute): string {
   return `${scheme}://${user}${formatHostPort(route.host, route.port)}`;
 }
 
-function proxyItselfFailed(error: DialError): boolean {
+function proxyItselfFailed(route: ProxyRoute, error: DialError): boolean {
+  // The tunnel reached the target; what failed after that (its TLS) is not the proxy's health.
+  if (reachedTarget.has(error)) return false;
   const phase = error.fields.phase;
   if (phase === 'resolve' || phase === 'tcp' || phase === 'tls') return true;
-  // No answer, a reset, or a non-HTTP answer to CONNECT: the proxy is not working. A status code
-  // (407, 403, 502...) means it works and answered about this target: it stays in rotation.
-  return phase === 'proxy-connect' && error.fields.statusCode === undefined;
+  if (phase !== 'proxy-connect') return false;
+  if (error.errorClass === 'connect-timeout') return true;
+  // An HTTP proxy that reset, closed or spoke garbage instead of answering CONNECT is not working.
+  // A status code (407, 403, 502...) means it works and answered about this target: it stays in
+  // rotation. SOCKS refusals carry no code we can read, so a SOCKS proxy that answered stays too.
+  return (route.kind === 'PROXY' || route.kind === 'HTTPS') && error.fields.statusCode === undefined;
 }
 
 const PHASE_RANK: Partial<Record<DialPhase, number>> = { resolve: 0, tcp: 1, tls: 2, 'proxy-connect': 3, 'proxy-auth': 3 };
+
+/** Failures that happened after a tunnel to the target was open (its TLS): the furthest stage. */
+const reachedTarget = new WeakSet<DialError>();
 
 function mostRelevant(failures: DialError[]): DialError {
   let best = failures[0] as DialError;
@@ -254,6 +300,8 @@ function mostRelevant(failures: DialError[]): DialError {
 }
 
 function rank(error: DialError): number {
+  if (error.permanent) return 200;
+  if (reachedTarget.has(error)) return 100;
   // A proxy that answered with a status says something about the target; that beats a silent one.
   const answered = error.fields.statusCode !== undefined ? 1 : 0;
   return (PHASE_RANK[error.fields.phase] ?? 0) * 2 + answered;
@@ -267,3 +315,19 @@ function signalOf(request: DialRequest): { signal?: AbortSignal } {
   return request.signal ? { signal: request.signal } : {};
 }
 
+
+/**
+ * Credentials the resolver attached to a decision (proxy.credentials in the service's settings):
+ * the password is read from its file at dial time, so a rotated password needs no restart.
+ */
+function credentialsFromDecision(decision: RouteDecision): ProxyCredentials | undefined {
+  const configured = decision.proxyCredentials;
+  if (!configured) return undefined;
+  try {
+    return { username: configured.username, password: readFileSync(configured.passwordFile, 'utf8').replace(/\r?\n$/, '') };
+  } catch (error) {
+    throw new ConfigError(`cannot read the proxy password file: ${(error as Error).message}`, {
+      file: configured.passwordFile, fix: 'create the file with the password on one line, readable by the service (mode 0600)',
+    });
+  }
+}

@@ -1,6 +1,7 @@
 // Proxy authentication for CONNECT: the seam for every scheme (Basic today; NTLM and Negotiate
 // later) and the Basic implementation. Connection-oriented schemes (NTLM) authenticate the TCP
 // connection, not the request, so the CONNECT loop runs every leg on the same socket.
+import { ConfigError } from '../../shared/errors.js';
 
 export interface ProxyCredentials {
   username: string;
@@ -39,7 +40,11 @@ export class BasicProxyAuthenticator implements ProxyAuthenticator {
   private readonly token: string;
 
   constructor(credentials: ProxyCredentials) {
-    if (credentials.username.includes(':')) throw new TypeError('a Basic user name cannot contain ":"');
+    if (credentials.username.includes(':')) {
+      throw new ConfigError('a proxy user name for Basic authentication cannot contain ":"', {
+        fix: 'correct the proxy user name in the proxy configuration',
+      });
+    }
     this.token = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`, 'utf8').toString('base64')}`;
   }
 

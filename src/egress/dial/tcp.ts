@@ -38,7 +38,7 @@ export function classifySocketError(code: string | undefined): DialFailureClass 
 
 export function connectTcp(options: TcpConnectOptions): Promise<{ socket: net.Socket; tcpMs: number }> {
   const started = options.now();
-  const where = options.proxy ? `the proxy ${options.proxy}` : options.target;
+  const where = options.proxy ? `the proxy ${options.proxy} (used to reach ${options.target})` : options.target;
   return new Promise((resolve, reject) => {
     if (options.signal?.aborted) {
       reject(options.signal.reason);
