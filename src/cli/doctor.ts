@@ -16,9 +16,6 @@ interface DoctorCliOptions {
   analyze?: string;
   backend?: string[];
   timeout?: string;
-  dnsServer?: string[];
-  domainSuffix?: string;
-  wpadPort?: string;
 }
 
 export function registerDoctorCommand(program: Command): void {
@@ -32,9 +29,6 @@ export function registerDoctorCommand(program: Command): void {
     .option('--analyze <trace>', 'summarise a trace file written by "ferry connector run --trace FILE"')
     .option('--backend <url>', 'also test this internal app URL from here (repeatable)', collect, [])
     .option('--timeout <ms>', 'time limit per probe (default: directTimeoutMs from the config, 5000)')
-    .option('--dns-server <addr>', 'DNS server for WPAD and PAC lookups (repeatable)', collect, [])
-    .option('--domain-suffix <suffix>', 'the machine DNS domain for WPAD (default: /etc/resolv.conf)')
-    .option('--wpad-port <port>', 'port of the wpad.dat server (default 80)')
     .action(runAction(async (options: DoctorCliOptions) => {
       if (options.analyze && options.capture) throw new UsageError('--analyze and --capture cannot be combined', 'use one of them');
       if (options.analyze) {
@@ -49,7 +43,6 @@ export function registerDoctorCommand(program: Command): void {
         return summary.attempts > 0 && summary.outcomes.every((o) => o.workingRoute !== undefined) ? EXIT_OK : EXIT_FAILURE;
       }
       const timeoutMs = numberOption(options.timeout, '--timeout');
-      const wpadPort = numberOption(options.wpadPort, '--wpad-port');
       if (options.capture) {
         const seconds = numberOption(options.capture, '--capture')!;
         const summary = await captureTrace({ configFile: options.config, seconds, progress: (m) => process.stderr.write(`${m}\n`) });
@@ -61,10 +54,6 @@ export function registerDoctorCommand(program: Command): void {
         ...(options.updaterConfig ? { updaterConfigFile: options.updaterConfig } : {}),
         ...(options.backend?.length ? { backends: options.backend } : {}),
         ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-        resolverBase: {
-          ...(options.domainSuffix ? { dnsDomain: options.domainSuffix } : {}),
-          wpad: { ...(options.dnsServer?.length ? { dnsServers: options.dnsServer } : {}), ...(wpadPort ? { port: wpadPort } : {}) },
-        },
         // Long checks say what they are doing, on stderr, so stdout stays one document.
         progress: (message) => { if (!options.json && process.stderr.isTTY) process.stderr.write(`  … ${message}\r\x1b[K`); },
       });

@@ -7,20 +7,18 @@ import dns from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
-import { readFileSync } from 'node:fs';
 import { loadConnectorConfig, type ConnectorConfig } from '../connector/config.js';
 import { loadConnectorState, type ConnectorState } from '../connector/state.js';
 import { serveTunnelOnce } from '../connector/session.js';
 import { serveBackendStream } from '../connector/backend.js';
-import { directBackendAgents } from '../connector/connector.js';
-import { createDialer, fixedRoutes, proxyLabel, type EgressDialer, type ProxyRoute } from '../egress/dial/index.js';
+import { createConnectorEgress, lookupVia, type BackendRequester, type ConnectorEgress } from '../connector/egress.js';
+import { createDialer, proxyLabel, type DialerOptions, type EgressDialer, type ProxyRoute } from '../egress/dial/index.js';
 import { connectTcp, classifySocketError } from '../egress/dial/tcp.js';
 import { formatHostPort } from '../egress/dial/route-health.js';
-import { connectPinnedTls } from '../egress/tls.js';
-import { createBackendRequester, createEgressAgent } from '../egress/http.js';
+import { createEgressAgent } from '../egress/http.js';
 import { formatRoute } from '../egress/pac/index.js';
-import { createProxyResolver, loadProxyResolverOptions, DEFAULT_MACHINE_CONFIG, type ManagedProxyResolver, type ProxyResolverOptions } from '../egress/resolve/index.js';
-import type { Caller, DialTrace, Route, RouteDecision } from '../egress/types.js';
+import { createProxyResolver, loadProxyResolverOptions, DEFAULT_MACHINE_CONFIG, type ManagedProxyResolver } from '../egress/resolve/index.js';
+import type { Caller, DialTrace, ProxyResolver, Route, RouteDecision } from '../egress/types.js';
 import { ConfigError, DialError, FerryError, describeError, type DialFailureClass } from '../shared/errors.js';
 import { silentLogger } from '../shared/log.js';
 import { redact } from '../shared/redact.js';
@@ -39,8 +37,6 @@ export interface DoctorOptions {
   backends?: string[];
   /** Per-probe time limit; default the config's directTimeoutMs (5 s). */
   timeoutMs?: number;
-  /** Extra resolver settings (DNS servers and wpad port for WPAD, as `proxy show` takes them). */
-  resolverBase?: ProxyResolverOptions;
   /** Progress messages for long checks (the CLI writes them to stderr). */
   progress?: (message: string) => void;
   /** Every dial attempt the probes made (the trace format of `connector run --trace`). */
@@ -81,18 +77,22 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
 
   // 1. Configuration layers.
   let config: ConnectorConfig;
-  let resolver: ManagedProxyResolver;
+  let egress: ConnectorEgress;
+  let updaterResolver: ManagedProxyResolver | undefined;
   try {
-    config = loadConnectorConfig(options.configFile);
-    const resolverOptions = await loadProxyResolverOptions(
-      { connector: config.proxySettingsFile, ...(options.updaterConfigFile ? { updater: options.updaterConfigFile } : {}), machine: config.machineConfig ?? DEFAULT_MACHINE_CONFIG },
-      options.resolverBase ?? {},
-    );
-    resolver = createProxyResolver(resolverOptions);
+    const loaded = loadConnectorConfig(options.configFile);
+    // The connector's own egress (resolver, dialers, backend requester), with the probe time limit
+    // and without its trace file: the doctor's probes are not the connector's traffic.
+    config = { ...loaded, trace: undefined, directTimeoutMs: options.timeoutMs ?? loaded.directTimeoutMs };
+    egress = await createConnectorEgress(config, silentLogger, options.onTrace);
+    const machineFile = config.machineConfig ?? DEFAULT_MACHINE_CONFIG;
+    const machine = await loadProxyResolverOptions({ machine: machineFile });
+    if (options.updaterConfigFile) updaterResolver = createProxyResolver(await loadProxyResolverOptions({ updater: options.updaterConfigFile, machine: machineFile }));
     const layers = [
       `connector config ${config.file ?? '(defaults)'}`,
       ...(config.proxySettingsFile && config.proxySettingsFile !== config.file ? [`proxy settings ${config.proxySettingsFile}`] : []),
-      `machine config ${config.machineConfig ?? DEFAULT_MACHINE_CONFIG}${resolverOptions.machine ? '' : ' (absent)'}`,
+      ...(options.updaterConfigFile ? [`updater settings ${options.updaterConfigFile}`] : []),
+      `machine config ${machineFile}${machine.machine ? '' : ' (absent)'}`,
     ];
     add({ id: 'config', status: 'pass', target: config.file ?? '(defaults)', details: `parsed: ${layers.join(', ')}; transport ${config.transport}` });
   } catch (error) {
@@ -101,8 +101,9 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
     return finish(true);
   }
 
+  const resolver = egress.resolver;
   try {
-    const timeoutMs = options.timeoutMs ?? config.directTimeoutMs;
+    const timeoutMs = config.directTimeoutMs;
     // 2. Registration state (identity, pinned CA, where the relay is).
     let state: ConnectorState;
     try {
@@ -114,15 +115,11 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
       return finish(false);
     }
 
-    const credentialsFile = { current: undefined as RouteDecision['proxyCredentials'] };
-    const credentials = () => {
-      const configured = credentialsFile.current;
-      if (!configured) return undefined;
-      return { username: configured.username, password: readFileSync(configured.passwordFile, 'utf8').trim() };
-    };
-    const dialerOptions = { credentials, connectTimeoutMs: timeoutMs, ...(options.onTrace ? { onTrace: options.onTrace } : {}) };
-    const routed: EgressDialer = createDialer({ ...dialerOptions, resolver });
-    const direct: EgressDialer = createDialer(dialerOptions);
+    const lookup = config.dnsServers?.length ? lookupVia(config.dnsServers) : undefined;
+    // Same settings as the connector's dialers, for the probes that walk one route at a time.
+    const probeOptions: DialerOptions = { connectTimeoutMs: timeoutMs, ...(options.onTrace ? { onTrace: options.onTrace } : {}), ...(lookup ? { lookup } : {}) };
+    const { routed, direct } = egress;
+    const updaterDialer: EgressDialer = updaterResolver ? createDialer({ ...probeOptions, resolver: updaterResolver }) : routed;
 
     // 3. The relay endpoints and their effective routes, with provenance.
     const endpoints = relayEndpoints(config, state);
@@ -132,8 +129,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
         continue;
       }
       try {
-        endpoint.decision = await resolver.resolve(endpoint.url, endpoint.caller);
-        if (endpoint.decision.proxyCredentials) credentialsFile.current = endpoint.decision.proxyCredentials;
+        endpoint.decision = await (endpoint.caller === 'updater' && updaterResolver ? updaterResolver : resolver).resolve(endpoint.url, endpoint.caller);
         add({ id: `route:${endpoint.name}`, status: 'pass', target: endpoint.url.href, details: describeDecision(endpoint.decision, endpoint.caller) });
       } catch (error) {
         add({ id: `route:${endpoint.name}`, status: severity({ ok: false }, endpoint.need), target: endpoint.url.href, details: `no route: ${describeError(error)}`, fix: (error as FerryError).fix ?? 'check the proxy settings' });
@@ -180,7 +176,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
     for (const [host, need] of lookups) {
       if (isIP(host.replace(/^\[|\]$/g, ''))) continue;
       try {
-        const found = await dns.lookup(host, { all: true });
+        const found = await lookupAll(host, lookup);
         add({ id: `dns:${host}`, status: 'pass', target: host, details: `resolves to ${found.map((a) => a.address).join(', ')}` });
       } catch (error) {
         const errorClass = classifySocketError((error as NodeJS.ErrnoException).code);
@@ -206,7 +202,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
     for (const [key, target] of tcpTargets) {
       progress(`TCP ${key}…`);
       try {
-        const { socket, tcpMs } = await connectTcp({ host: target.host, port: target.port, timeoutMs, target: key, now: Date.now });
+        const { socket, tcpMs } = await connectTcp({ host: target.host, port: target.port, timeoutMs, target: key, now: Date.now, ...(lookup ? { lookup } : {}) });
         socket.destroy();
         add({ id: `tcp:${key}`, status: 'pass', target: key, details: `${target.role}: connected in ${tcpMs} ms` });
       } catch (error) {
@@ -227,7 +223,10 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
         connectsDone.add(`${label} ${target}`);
         const need: Need = routes.length > 1 ? 'alternative' : e.need;
         progress(`CONNECT ${target} via ${label}…`);
-        const one = createDialer({ ...dialerOptions, resolver: fixedRoutes([proxy]) });
+        // The decision with only this proxy left, so its credentials and provenance still apply.
+        const decision = e.decision!;
+        const onlyThis: ProxyResolver = { resolve: async () => ({ ...decision, routes: [proxy] }) };
+        const one = createDialer({ ...probeOptions, resolver: onlyThis });
         try {
           const { socket, traces } = await one.dial({ host: e.host, port: e.port, caller: e.caller, url: e.url });
           socket.destroy();
@@ -245,12 +244,10 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
       if (e.name === 'updates' && e.decision && registrationDecisionMatches(endpoints, e)) continue;
       const target = formatHostPort(e.host, e.port);
       progress(`TLS ${target}…`);
-      const dialer = e.routed ? routed : direct;
-      let via: string | undefined;
+      const dialer = e.name === 'updates' ? updaterDialer : e.routed ? routed : direct;
       try {
-        const dialed = await dialer.dial({ host: e.host, port: e.port, caller: e.caller, url: e.url, timeoutMs });
-        via = dialed.traces.at(-1)?.proxy;
-        const secure = await connectPinnedTls(dialed.socket, { servername: e.host, caPem: state.caPem, alpn: e.alpn, target, ...(via ? { proxy: via } : {}), timeoutMs });
+        const { socket: secure, traces } = await dialer.dialTls({ host: e.host, port: e.port, caller: e.caller, url: e.url, timeoutMs }, { servername: e.host, caPem: state.caPem, alpn: e.alpn, timeoutMs });
+        const via = traces.at(-1)?.proxy;
         const certificate = secure.getPeerCertificate(false);
         secure.destroy();
         add({ id: `tls:${e.name}`, status: 'pass', target, details: `${secure.getProtocol() ?? 'TLS'} via ${via ?? 'DIRECT'}; certificate ${certificate.subject?.CN ?? '?'} chains to the pinned relay CA` });
@@ -282,7 +279,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
         continue;
       }
       progress(`tunnel over ${transport} to ${formatHostPort(e.host, e.port)}…`);
-      tunnelChecks.push(add(await tunnelCheck(e.routed ? routed : direct, e, transport, state, config, timeoutMs)));
+      tunnelChecks.push(add(await tunnelCheck(e.routed ? routed : direct, egress.backend, e, transport, state, config, timeoutMs)));
     }
     // With `auto`, each transport alone is an alternative; when neither works the connector cannot work.
     if (config.transport === 'auto' && tunnelChecks.length > 0 && tunnelChecks.every((c) => c.status !== 'pass')) {
@@ -293,13 +290,21 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
     if (!options.backends?.length) {
       add({ id: 'backend', status: 'skip', target: '-', details: 'the connector does not know the published apps; pass --backend URL to test one from here' });
     } else {
-      const requester = createBackendRequester({ useProxy: config.useDefaultProxyForBackendRequests, resolver, dialer: dialerOptions });
-      for (const raw of options.backends) add(await backendCheck(requester, raw, timeoutMs, config.useDefaultProxyForBackendRequests));
+      for (const raw of options.backends) add(await backendCheck(egress.backend, raw, timeoutMs, config.useDefaultProxyForBackendRequests));
     }
     return finish(false);
   } finally {
-    resolver.close();
+    egress.close();
+    updaterResolver?.close();
   }
+}
+
+/** All addresses of a name, through the configured DNS servers when the connector has some. */
+function lookupAll(host: string, lookup: ReturnType<typeof lookupVia> | undefined): Promise<{ address: string }[]> {
+  if (!lookup) return dns.lookup(host, { all: true });
+  return new Promise((resolve, reject) => {
+    lookup(host, { all: true }, (error, addresses) => (error ? reject(error) : resolve(addresses as unknown as { address: string }[])));
+  });
 }
 
 /** The updates endpoint needs no TLS probe of its own when it takes exactly the registration's route. */
@@ -433,17 +438,19 @@ function unreachable(id: string, target: string, error: unknown): CheckResult {
 }
 
 /** Opens one real tunnel (the connector's session code), waits for the relay's hello, closes it. */
-async function tunnelCheck(dialer: EgressDialer, endpoint: Endpoint, transport: 'tcp' | 'https', state: ConnectorState, config: ConnectorConfig, timeoutMs: number): Promise<CheckResult> {
+async function tunnelCheck(dialer: EgressDialer, backend: BackendRequester, endpoint: Endpoint, transport: 'tcp' | 'https', state: ConnectorState, config: ConnectorConfig, timeoutMs: number): Promise<CheckResult> {
   const target = formatHostPort(endpoint.host, endpoint.port);
   const abort = new AbortController();
-  const agents = directBackendAgents();
   let up = false;
   let route = 'DIRECT';
-  const tracing: EgressDialer = { health: dialer.health, dial: async (request) => {
-    const result = await dialer.dial(request);
-    route = result.traces.at(-1)?.proxy ? `via ${result.traces.at(-1)!.proxy}` : 'DIRECT';
-    return result;
-  } };
+  const tracing: EgressDialer = {
+    ...dialer,
+    dialTls: async (request, tlsOptions) => {
+      const result = await dialer.dialTls(request, tlsOptions);
+      route = result.traces.at(-1)?.proxy ? `via ${result.traces.at(-1)!.proxy}` : 'DIRECT';
+      return result;
+    },
+  };
   const limit = setTimeout(() => abort.abort(), timeoutMs * 3);
   try {
     const outcome = await serveTunnelOnce({
@@ -454,7 +461,7 @@ async function tunnelCheck(dialer: EgressDialer, endpoint: Endpoint, transport: 
       pingIntervalMs: config.pingIntervalMs,
       connectTimeoutMs: timeoutMs,
       // A user request that arrives during the probe is served like the connector would.
-      onStream: (stream, headers) => serveBackendStream(stream, headers, agents, silentLogger),
+      onStream: (stream, headers) => serveBackendStream(stream, headers, backend, silentLogger),
       onUp: () => {
         up = true;
         abort.abort();
@@ -473,7 +480,7 @@ async function tunnelCheck(dialer: EgressDialer, endpoint: Endpoint, transport: 
   }
 }
 
-async function backendCheck(requester: ReturnType<typeof createBackendRequester>, raw: string, timeoutMs: number, viaProxy: boolean): Promise<CheckResult> {
+async function backendCheck(requester: BackendRequester, raw: string, timeoutMs: number, viaProxy: boolean): Promise<CheckResult> {
   let url: URL;
   try {
     url = new URL(raw);
