@@ -45,18 +45,21 @@ export function registerDoctorCommand(program: Command): void {
       const timeoutMs = numberOption(options.timeout, '--timeout');
       if (options.capture) {
         const seconds = numberOption(options.capture, '--capture')!;
-        const summary = await captureTrace({ configFile: options.config, seconds, progress: (m) => process.stderr.write(`${m}\n`) });
+        const summary = await captureTrace({ configFile: options.config, seconds, progress: (m) => process.stderr.write(`ferry doctor: ${m}\n`) });
         process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : renderTraceSummary(summary));
         return summary.attempts > 0 && summary.outcomes.every((o) => o.workingRoute !== undefined) ? EXIT_OK : EXIT_FAILURE;
       }
+      // On a terminal, one self-overwriting progress line; never in logs or pipes.
+      const showProgress = process.stderr.isTTY === true;
       const run = await runDoctor({
         configFile: options.config,
         ...(options.updaterConfig ? { updaterConfigFile: options.updaterConfig } : {}),
         ...(options.backend?.length ? { backends: options.backend } : {}),
         ...(timeoutMs !== undefined ? { timeoutMs } : {}),
         // Long checks say what they are doing, on stderr, so stdout stays one document.
-        progress: (message) => { if (!options.json && process.stderr.isTTY) process.stderr.write(`  … ${message}\r\x1b[K`); },
+        progress: (message) => { if (showProgress) process.stderr.write(`\r\x1b[K  … ${message}`); },
       });
+      if (showProgress) process.stderr.write('\r\x1b[K');
       process.stdout.write(options.json ? renderJson(run.report) : renderText(run.report));
       if (run.configError) return EXIT_USAGE;
       return run.report.status === 'fail' ? EXIT_FAILURE : EXIT_OK;

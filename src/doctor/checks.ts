@@ -111,7 +111,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
       add({ id: 'registration', status: 'pass', target: config.stateDir, details: `registered as ${state.name} (${state.connectorId}), group ${state.group}` });
     } catch (error) {
       const message = error instanceof FerryError ? error.message : describeError(error);
-      add({ id: 'registration', status: 'fail', target: config.stateDir, details: message, fix: (error as FerryError).fix ?? 'register the connector', errorClass: 'relay-rejected' });
+      add({ id: 'registration', status: 'fail', target: config.stateDir, details: message, fix: (error as FerryError).fix ?? 'register the connector' });
       return finish(false);
     }
 

@@ -15,6 +15,8 @@ import { FerryStack } from '../harness/ferry-stack.js';
 import { runFerry, type CliRun } from '../harness/ferry-cli.js';
 import { cleanupOnExit, freePort } from '../harness/processes.js';
 import { startSquid, type SquidInstance } from '../harness/squid.js';
+import { startDnsmasq, type DnsmasqHandle } from '../harness/dnsmasq.js';
+import { startWpadServer, type WpadServer } from '../harness/wpad-server.js';
 
 const RELAY = 'relay.ferry.test';
 const isRoot = process.getuid?.() === 0;
@@ -38,6 +40,8 @@ interface Scenario {
   exitCode: number;
   expect: Expectation[];
   needsRoot?: boolean;
+  /** Needs the wpad.dat server on port 80 (WPAD always fetches port 80). */
+  needsWpad?: boolean;
   before?: () => void;
   after?: () => void;
 }
@@ -46,6 +50,8 @@ describe('ferry doctor: Squid scenarios', () => {
   const stack = new FerryStack();
   const squids: Record<'open' | 'auth' | 'deny' | 'bump', SquidInstance | undefined> = { open: undefined, auth: undefined, deny: undefined, bump: undefined };
   let deadPort: number;
+  let dnsmasq: DnsmasqHandle | undefined;
+  let wpad: WpadServer | undefined;
   let dropRule: string[] | undefined;
   let forgetDropRule: (() => void) | undefined;
 
@@ -67,11 +73,16 @@ describe('ferry doctor: Squid scenarios', () => {
       startSquid({ mode: 'open', hosts, denyPorts: [stack.relay.ports.user] }),
       startSquid({ mode: 'bump', hosts, upstreamCaPem: relayCa }),
     ]);
+    // WPAD: dnsmasq answers wpad.corp.test; the wpad.dat (served on port 80 when free) names the open Squid.
+    if (isRoot) {
+      dnsmasq = await startDnsmasq({ address: '127.0.0.1', port: await freePort(), records: { 'wpad.corp.test': '127.0.0.1' } });
+      wpad = await startWpadServer(`function FindProxyForURL(url, host) { return "PROXY 127.0.0.1:${squids.open!.port}"; }`);
+    }
   });
 
   after(async () => {
     removeDropRule();
-    await Promise.allSettled([...Object.values(squids).map((s) => s?.stop()), stack.stop()]);
+    await Promise.allSettled([...Object.values(squids).map((s) => s?.stop()), stack.stop(), dnsmasq?.stop(), wpad?.stop()]);
   });
 
   function removeDropRule() {
@@ -174,6 +185,17 @@ describe('ferry doctor: Squid scenarios', () => {
       ],
     },
     {
+      name: 'WPAD discovery: the names tried, the script found, its PAC result',
+      needsWpad: true,
+      config: () => ({ transport: 'https', relayHost: RELAY, proxy: { autoDetect: true, wpad: { domainSuffix: 'a.corp.test', dnsServers: [dnsmasq!.server] } } }),
+      exitCode: 0,
+      expect: [
+        { id: 'wpad', status: 'pass', details: /names tried: wpad\.a\.corp\.test, wpad\.corp\.test; script served by .*wpad\.corp\.test/ },
+        { id: 'pac:tunnel-https', status: 'pass', details: /FindProxyForURL returned "PROXY 127\.0\.0\.1:\d+"/ },
+        { id: 'tunnel:https', status: 'pass' },
+      ],
+    },
+    {
       name: 'connector removed on the relay: relay-rejected, re-register',
       config: () => ({ stateDir: './removed', name: 'removed', transport: 'tcp' }),
       exitCode: 1,
@@ -209,7 +231,9 @@ describe('ferry doctor: Squid scenarios', () => {
   }
 
   for (const scenario of scenarios) {
-    it(scenario.name, { skip: scenario.needsRoot && !isRoot ? 'needs root for iptables' : false, timeout: 120_000 }, async () => {
+    it(scenario.name, { timeout: 120_000 }, async (t) => {
+      if (scenario.needsRoot && !isRoot) return t.skip('needs root for iptables');
+      if (scenario.needsWpad && wpad?.port !== 80) return t.skip(isRoot ? 'port 80 is taken: WPAD fetches wpad.dat from port 80' : 'needs root for dnsmasq and port 80');
       const file = writeConfig(scenario.config());
       scenario.before?.();
       let json: CliRun;
