@@ -9,19 +9,9 @@ import { z } from 'zod';
 import { certificateInfo, pemChain, signCsr } from '../shared/pki.js';
 import { hashSecret } from '../shared/token.js';
 import type { Logger } from '../shared/log.js';
+import type { RegistrationResponse } from '../shared/wire.js';
 import type { RelayIdentity } from './identity.js';
 import type { RelayStore } from './store.js';
-
-export interface RegistrationResponse {
-  connectorId: string;
-  name: string;
-  group: string;
-  certPem: string;
-  caPem: string;
-  tunnelAddresses: string[];
-  publicAddresses: string[];
-  registrationUrl: string;
-}
 
 const RegisterBody = z.object({ secret: z.string().min(8), csrPem: z.string().min(50), name: z.string().min(1).max(200) });
 const RenewBody = z.object({ csrPem: z.string().min(50) });

@@ -138,7 +138,7 @@ export class Relay {
   }
 
   /** Reloads apps and closes tunnels of revoked connectors when the database changed. */
-  private refresh(): void {
+  refresh(): void {
     const version = this.store.dataVersion();
     if (version === this.dataVersion) return;
     this.dataVersion = version;

@@ -63,3 +63,15 @@ export function endToEndHeaders(headers: Record<string, string | string[] | unde
   }
   return out;
 }
+
+/** The registration API's answer to POST /v1/register (relay → connector). */
+export interface RegistrationResponse {
+  connectorId: string;
+  name: string;
+  group: string;
+  certPem: string;
+  caPem: string;
+  tunnelAddresses: string[];
+  publicAddresses: string[];
+  registrationUrl: string;
+}
