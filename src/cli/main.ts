@@ -7,6 +7,7 @@ import { registerConnectorCommands } from './connector.js';
 import { registerDemoCommand } from './demo.js';
 import { registerProxyCommands } from './proxy.js';
 import { registerPacCommands } from './pac.js';
+import { registerDoctorCommand } from './doctor.js';
 
 const program = new Command('ferry')
   .description('Ferry: publish private web apps through an outbound-only connector that works with corporate proxies')
@@ -24,5 +25,6 @@ registerConnectorCommands(program);
 registerDemoCommand(program);
 registerProxyCommands(program);
 registerPacCommands(program);
+registerDoctorCommand(program);
 
 await program.parseAsync(process.argv);
