@@ -11,7 +11,7 @@ import { hashSecret } from '../shared/token.js';
 import type { Logger } from '../shared/log.js';
 import type { RegistrationResponse } from '../shared/wire.js';
 import type { RelayIdentity } from './identity.js';
-import type { RelayStore } from './store.js';
+import type { ConnectorRow, RelayStore } from './store.js';
 
 const RegisterBody = z.object({ secret: z.string().min(8), csrPem: z.string().min(50), name: z.string().min(1).max(200) });
 const RenewBody = z.object({ csrPem: z.string().min(50) });
@@ -76,13 +76,15 @@ export function createRegistrationServer(options: RegistrationOptions): https.Se
       };
       return reply(res, 200, response);
     }
+    if (req.method === 'GET' && url.pathname === '/v1/whoami') {
+      // Read-only: does the relay still accept this client certificate? (ferry doctor)
+      const connector = authenticatedConnector(store, req);
+      if (!connector) return refuseCertificate(res);
+      return reply(res, 200, { connectorId: connector.id, name: connector.name, group: connector.group, certNotAfter: connector.certNotAfter });
+    }
     if (req.method === 'POST' && url.pathname === '/v1/renew') {
-      const socket = req.socket as TLSSocket;
-      const fingerprint = (socket.getPeerCertificate()?.fingerprint256 ?? '').replace(/:/g, '').toLowerCase();
-      const connector = socket.authorized && fingerprint ? store.findConnectorByFingerprint(fingerprint) : undefined;
-      if (!connector || connector.revokedAt) {
-        return reply(res, 403, { error: { code: 'relay-rejected', message: 'this connector is not registered (or was removed); re-register it with a new token' } });
-      }
+      const connector = authenticatedConnector(store, req);
+      if (!connector) return refuseCertificate(res);
       const body = RenewBody.safeParse(await readJson(req));
       if (!body.success) return reply(res, 400, { error: { code: 'bad-request', message: 'expected {csrPem}' } });
       const certPem = await signCsr(identity.ca, body.data.csrPem, { commonName: connector.id, validityDays: options.connectorCertDays });
@@ -93,6 +95,18 @@ export function createRegistrationServer(options: RegistrationOptions): https.Se
     }
     reply(res, 404, { error: { code: 'not-found', message: `no such endpoint: ${req.method} ${url.pathname}` } });
   }
+}
+
+/** The connector whose current (not revoked) certificate authenticated this mTLS request. */
+function authenticatedConnector(store: RelayStore, req: IncomingMessage): ConnectorRow | undefined {
+  const socket = req.socket as TLSSocket;
+  const fingerprint = (socket.getPeerCertificate()?.fingerprint256 ?? '').replace(/:/g, '').toLowerCase();
+  const connector = socket.authorized && fingerprint ? store.findConnectorByFingerprint(fingerprint) : undefined;
+  return connector && !connector.revokedAt ? connector : undefined;
+}
+
+function refuseCertificate(res: ServerResponse): void {
+  reply(res, 403, { error: { code: 'relay-rejected', message: 'this connector is not registered (or was removed); re-register it with a new token' } });
 }
 
 async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise<unknown> {
