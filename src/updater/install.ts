@@ -15,9 +15,9 @@ import { compareVersions, isReleaseVersion } from '../shared/release-signing.js'
 const run = promisify(execFile);
 
 export interface UpdaterRecord {
-  /** version → why it is not installed again (rolled back). A newer release is still taken. */
+  /** "channel/version" → why it is not installed again (rolled back). A newer release is still taken. */
   failed: Record<string, string>;
-  /** version → SHA-256 the relay advertised when its signature did not verify. */
+  /** "channel/version" → SHA-256 the relay advertised when its signature did not verify. */
   rejected: Record<string, string>;
 }
 

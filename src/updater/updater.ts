@@ -80,10 +80,11 @@ export class Updater {
       }
     }
     const record = layout.readRecord();
-    if (record.failed[latest.version]) {
-      return this.done({ kind: 'skipped', version: latest.version, installed, reason: `${latest.version} was rolled back before (${record.failed[latest.version]}); waiting for a newer release` });
+    const key = recordKey(latest);
+    if (record.failed[key]) {
+      return this.done({ kind: 'skipped', version: latest.version, installed, reason: `${latest.version} was rolled back before (${record.failed[key]}); waiting for a newer release` });
     }
-    if (record.rejected[latest.version] === latest.sha256) {
+    if (record.rejected[key] === latest.sha256) {
       return this.done({ kind: 'skipped', version: latest.version, installed, reason: `${latest.version} failed signature verification before; waiting for a correctly signed release` });
     }
 
@@ -93,7 +94,7 @@ export class Updater {
       archive = await this.fetchVerified(api, latest);
     } catch (error) {
       if (error instanceof ReleaseRejectedError) {
-        record.rejected[latest.version] = latest.sha256;
+        record.rejected[key] = latest.sha256;
         layout.writeRecord(record);
         logger.error({ version: latest.version, reason: error.message }, 'release rejected: nothing was installed');
         return this.done({ kind: 'rejected', version: latest.version, reason: error.message });
@@ -202,7 +203,7 @@ export class Updater {
     }
     logger.warn({ version, reason }, 'the new connector did not come up: rolling back');
     const record = layout.readRecord();
-    record.failed[version] = reason;
+    record.failed[recordKey(latest)] = reason;
     layout.writeRecord(record);
     if (previous === undefined) return { kind: 'failed', version, reason: `${reason}; no previous version to roll back to` };
     layout.switchCurrent(previous);
@@ -268,6 +269,11 @@ export class ReleaseRejectedError extends FerryError {
   constructor(message: string) {
     super('ERR_UPDATE_REJECTED', message, { permanent: true, fix: 'publish the release again with "ferry release publish --key" using a key pinned in updater.yaml publisherKeys' });
   }
+}
+
+/** Records are per channel and version: the same version may be offered (differently) on another channel. */
+function recordKey(release: { channel: string; version: string }): string {
+  return `${release.channel}/${release.version}`;
 }
 
 function readPartSha(file: string): string | undefined {
