@@ -5,6 +5,8 @@ import { createLogger } from '../shared/log.js';
 import { createProxyResolver, loadProxyResolverOptions } from '../egress/resolve/index.js';
 import { createDialer, type ProxyCredentials } from '../egress/dial/index.js';
 import { loadUpdaterConfig } from '../updater/config.js';
+import { loadConnectorState } from '../connector/state.js';
+import { ConfigError } from '../shared/errors.js';
 import { Updater, type CheckOutcome } from '../updater/updater.js';
 import { EXIT_FAILURE, runAction } from './run-action.js';
 import { waitForSignal } from './relay.js';
@@ -20,6 +22,14 @@ export function registerUpdaterCommands(program: Command): void {
     .action(runAction(async (opts: { config?: string; once?: boolean; allowDowngrade?: boolean }) => {
       const config = loadUpdaterConfig(opts.config, opts.allowDowngrade ? { allowDowngrade: true } : {});
       const logger = createLogger('updater');
+      // Fail fast (exit 2) when the identity the updater authenticates with is missing.
+      try {
+        loadConnectorState(config.connectorStateDir);
+      } catch (error) {
+        throw new ConfigError(`connectorStateDir ${config.connectorStateDir} holds no registered connector: ${(error as Error).message}`, {
+          file: config.file, fix: 'point connectorStateDir at the connector\'s state folder (stateDir in connector.yaml), after "ferry connector register"',
+        });
+      }
       const resolverOptions = await loadProxyResolverOptions({ updater: config.proxySettingsFile, ...(config.machineConfig ? { machine: config.machineConfig } : {}) });
       const resolver = createProxyResolver(resolverOptions);
       const layer = resolverOptions.layers?.updater;

@@ -185,7 +185,17 @@ export class Updater {
   private async installAndConfirm(api: RelayApi, latest: LatestRelease, archive: string, previous: string | undefined): Promise<CheckOutcome> {
     const { layout, logger } = this;
     const version = latest.version;
-    await layout.extract(archive, version);
+    try {
+      await layout.extract(archive, version);
+    } catch (error) {
+      // A verified archive that cannot be installed will not get better by retrying: record it.
+      const reason = error instanceof Error ? error.message : String(error);
+      const record = layout.readRecord();
+      record.failed[recordKey(latest)] = reason;
+      layout.writeRecord(record);
+      rmSync(archive, { force: true });
+      return { kind: 'failed', version, reason };
+    }
     layout.switchCurrent(version);
     logger.info({ from: previous, to: version }, 'switched current');
     let reason: string | undefined;

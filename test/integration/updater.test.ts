@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { lookup } from 'node:dns/promises';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { FerryStack, startFerryProcess } from '../harness/ferry-stack.js';
@@ -110,6 +111,8 @@ test('updates 1.0.0 → 1.1.0 through Squid using the updater\'s own XML proxy c
     '</configuration>',
     '',
   ].join('\n'));
+  // Only Squid can resolve the relay's name (its hosts_file): the update cannot have gone direct.
+  await assert.rejects(lookup(RELAY_NAME));
   const config = updaterConfig(c, 'squid', { proxyConfig: xml, relayUrl: `https://${RELAY_NAME}:${stack.relay.ports.registration}` });
 
   const run = await updateOnce(config);
