@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { lookup } from 'node:dns/promises';
+import https from 'node:https';
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { FerryStack, startFerryProcess } from '../harness/ferry-stack.js';
@@ -86,6 +88,23 @@ function entries(log: string, msg: string): Record<string, unknown>[] {
     } catch {
       return [];
     }
+  });
+}
+
+/** A request to the relay's registration port with a connector's own identity (mTLS). */
+function relayGet(connectorName: string, requestPath: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+  const stateDir = path.join(stack.dir, connectorName);
+  return new Promise((resolve, reject) => {
+    const req = https.request({
+      host: '127.0.0.1', port: stack.relay.ports.registration, path: requestPath, servername: 'localhost', headers, agent: false,
+      ca: readFileSync(path.join(stateDir, 'relay-ca.pem')), cert: readFileSync(path.join(stateDir, 'connector.pem')), key: readFileSync(path.join(stateDir, 'connector.key')),
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end();
   });
 }
 
@@ -173,6 +192,43 @@ test('a tampered, unsigned or foreign-signed release is rejected and nothing cha
   assert.equal(c.current(), 'versions/1.0.0');
   assert.equal(c.pid(), pid);
   assert.equal((await connectorListing(stack, 'guarded'))?.version, '1.0.0');
+  // …and with --allow-downgrade it is installed.
+  const downgraded = await updateOnce(updaterConfig(c, 'old'), ['--allow-downgrade']);
+  assert.equal(downgraded.code, 0, `${downgraded.stdout}\n${downgraded.stderr}`);
+  assert.match(downgraded.stdout, /updated 1\.0\.0 → 0\.9\.5/);
+  await waitForConnectorVersion(stack, 'guarded', '0.9.5');
+});
+
+test('the relay serves release files with ranges, and only to registered connectors', async () => {
+  await installConnector(stack, { name: 'ranges', group: 'ranges', firstRelease: releases.v100, firstVersion: '1.0.0' }).then((c) => connectors.push(c));
+  await publish(releases.v110, '1.1.0', 'ranges');
+  const whole = readFileSync(releases.v110);
+  const sha = createHash('sha256').update(whole).digest('hex');
+  const latest = await relayGet('ranges', '/v1/releases/latest?channel=ranges');
+  assert.equal(latest.status, 200);
+  const info = JSON.parse(latest.body.toString()) as { version: string; sha256: string; size: number; downloadPath: string };
+  assert.deepEqual([info.version, info.sha256, info.size], ['1.1.0', sha, whole.length]);
+  const full = await relayGet('ranges', info.downloadPath);
+  assert.equal(full.status, 200);
+  assert.ok(full.body.equals(whole));
+  assert.equal(full.headers.etag, `"${sha}"`);
+  const tail = await relayGet('ranges', info.downloadPath, { range: 'bytes=1000-', 'if-range': `"${sha}"` });
+  assert.equal(tail.status, 206);
+  assert.equal(tail.headers['content-range'], `bytes 1000-${whole.length - 1}/${whole.length}`);
+  assert.ok(tail.body.equals(whole.subarray(1000)));
+  const middle = await relayGet('ranges', info.downloadPath, { range: 'bytes=10-19' });
+  assert.ok(middle.status === 206 && middle.body.equals(whole.subarray(10, 20)));
+  const suffix = await relayGet('ranges', info.downloadPath, { range: 'bytes=-5' });
+  assert.ok(suffix.status === 206 && suffix.body.equals(whole.subarray(whole.length - 5)));
+  // Another file than the one the client has part of: the whole file, not a mix of two.
+  const otherFile = await relayGet('ranges', info.downloadPath, { range: 'bytes=1000-', 'if-range': '"0000"' });
+  assert.ok(otherFile.status === 200 && otherFile.body.equals(whole));
+  const past = await relayGet('ranges', info.downloadPath, { range: `bytes=${whole.length}-` });
+  assert.equal(past.status, 416);
+  assert.equal((await relayGet('ranges', '/v1/releases/latest?channel=none')).status, 404);
+  // A removed connector is refused.
+  assert.equal((await stack.relay.cli(['relay', 'connectors', 'remove', 'ranges'])).code, 0);
+  assert.equal((await relayGet('ranges', '/v1/releases/latest?channel=ranges')).status, 403);
 });
 
 test('a release whose connector does not connect is rolled back', async () => {
