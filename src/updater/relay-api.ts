@@ -4,6 +4,7 @@
 // connector's client certificate and trusting only the relay CA pinned at registration.
 import https from 'node:https';
 import type http from 'node:http';
+import { existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FerryError } from '../shared/errors.js';
@@ -79,7 +80,8 @@ export class RelayApi {
    * more, or ignores ranges) starts over. Never touches anything but `partFile`.
    */
   async download(path: string, partFile: string, release: { sha256: string; size: number }, options: { rateLimit?: number; onResume?: (offset: number) => void } = {}): Promise<DownloadProgress> {
-    const handle = await open(partFile, 'a+');
+    // Not 'a' (O_APPEND): Linux ignores write positions in append mode, and a restart truncates.
+    const handle = await open(partFile, existsSync(partFile) ? 'r+' : 'w+');
     try {
       let offset = (await handle.stat()).size;
       if (offset > release.size) {
