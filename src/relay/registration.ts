@@ -22,6 +22,8 @@ export interface RegistrationOptions {
   logger: Logger;
   advertise: { tunnel: string[]; public: string[]; registrationUrl: string };
   connectorCertDays: number;
+  /** Release, update go-ahead and self-status endpoints (releases.ts); returns false for other paths. */
+  releases?: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
 }
 
 export function createRegistrationServer(options: RegistrationOptions): https.Server {
@@ -93,6 +95,7 @@ export function createRegistrationServer(options: RegistrationOptions): https.Se
       logger.info({ connectorId: connector.id }, 'connector certificate renewed');
       return reply(res, 200, { certPem });
     }
+    if (options.releases && await options.releases(req, res, url)) return;
     reply(res, 404, { error: { code: 'not-found', message: `no such endpoint: ${req.method} ${url.pathname}` } });
   }
 }
