@@ -394,11 +394,11 @@ function relayRequest(dialer: EgressDialer, endpoint: Endpoint, path: string, me
   }).finally(() => agent.destroy()) as Promise<RelayAnswer>;
 }
 
-/** Whether the relay still accepts this certificate, read-only: GET /v1/whoami over mTLS (403 when removed). */
+/** Whether the relay still accepts this certificate, read-only: GET /v1/connectors/self over mTLS (403 when removed). */
 async function certificateAccepted(dialer: EgressDialer, endpoint: Endpoint, state: ConnectorState, timeoutMs: number): Promise<CheckResult> {
   const target = endpoint.url.origin;
   try {
-    const answer = await relayRequest(dialer, endpoint, '/v1/whoami', 'GET', { caPem: state.caPem, certPem: state.certPem, keyPem: state.keyPem }, timeoutMs);
+    const answer = await relayRequest(dialer, endpoint, '/v1/connectors/self', 'GET', { caPem: state.caPem, certPem: state.certPem, keyPem: state.keyPem }, timeoutMs);
     if (answer.status === 200) return { id: 'client-cert:relay', status: 'pass', target, details: 'the relay accepts this connector\'s certificate' };
     if (answer.status === 403) return { id: 'client-cert:relay', status: 'fail', target, details: 'the relay refuses this certificate: the connector was removed or its certificate revoked', fix: fixFor('relay-rejected'), errorClass: 'relay-rejected' };
     return { id: 'client-cert:relay', status: 'warn', target, details: `unexpected answer ${answer.status} from the registration API`, fix: 'check that the registration URL points to a Ferry relay' };

@@ -3,7 +3,6 @@
 // token and a CSR for a client certificate, and renews certificates over mTLS.
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { certificateInfo, pemChain, signCsr } from '../shared/pki.js';
@@ -11,7 +10,8 @@ import { hashSecret } from '../shared/token.js';
 import type { Logger } from '../shared/log.js';
 import type { RegistrationResponse } from '../shared/wire.js';
 import type { RelayIdentity } from './identity.js';
-import type { ConnectorRow, RelayStore } from './store.js';
+import type { RelayStore } from './store.js';
+import { authenticatedConnector, readJson, refuseCertificate, reply } from './api-http.js';
 
 const RegisterBody = z.object({ secret: z.string().min(8), csrPem: z.string().min(50), name: z.string().min(1).max(200) });
 const RenewBody = z.object({ csrPem: z.string().min(50) });
@@ -78,12 +78,6 @@ export function createRegistrationServer(options: RegistrationOptions): https.Se
       };
       return reply(res, 200, response);
     }
-    if (req.method === 'GET' && url.pathname === '/v1/whoami') {
-      // Read-only: does the relay still accept this client certificate? (ferry doctor)
-      const connector = authenticatedConnector(store, req);
-      if (!connector) return refuseCertificate(res);
-      return reply(res, 200, { connectorId: connector.id, name: connector.name, group: connector.group, certNotAfter: connector.certNotAfter });
-    }
     if (req.method === 'POST' && url.pathname === '/v1/renew') {
       const connector = authenticatedConnector(store, req);
       if (!connector) return refuseCertificate(res);
@@ -98,37 +92,4 @@ export function createRegistrationServer(options: RegistrationOptions): https.Se
     if (options.releases && await options.releases(req, res, url)) return;
     reply(res, 404, { error: { code: 'not-found', message: `no such endpoint: ${req.method} ${url.pathname}` } });
   }
-}
-
-/** The connector whose current (not revoked) certificate authenticated this mTLS request. */
-function authenticatedConnector(store: RelayStore, req: IncomingMessage): ConnectorRow | undefined {
-  const socket = req.socket as TLSSocket;
-  const fingerprint = (socket.getPeerCertificate()?.fingerprint256 ?? '').replace(/:/g, '').toLowerCase();
-  const connector = socket.authorized && fingerprint ? store.findConnectorByFingerprint(fingerprint) : undefined;
-  return connector && !connector.revokedAt ? connector : undefined;
-}
-
-function refuseCertificate(res: ServerResponse): void {
-  reply(res, 403, { error: { code: 'relay-rejected', message: 'this connector is not registered (or was removed); re-register it with a new token' } });
-}
-
-async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise<unknown> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
-function reply(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
 }

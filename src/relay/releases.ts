@@ -10,13 +10,14 @@ import { createReadStream, mkdirSync, copyFileSync, renameSync, statSync } from 
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { FerryError, UsageError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { compareVersions, isReleaseVersion, signRelease } from '../shared/release-signing.js';
 import type { ConnectorRow, RelayStore } from './store.js';
+import type { ConnectorSelf, LeaseAnswer } from '../shared/wire.js';
+import { authenticatedConnector, readJson, refuseCertificate, reply } from './api-http.js';
 
 export interface ReleaseRow {
   channel: string;
@@ -35,22 +36,6 @@ export interface ReleaseRow {
 export interface ReleaseInfo extends Omit<ReleaseRow, 'blobPath'> {
   /** Path (on the registration port) of the file, with Range support. */
   downloadPath: string;
-}
-
-export type LeaseAnswer =
-  | { granted: true; group: string; expiresAt: string }
-  | { granted: false; group: string; holder: { connectorId: string; name: string | undefined; targetVersion: string }; expiresAt: string; retryAfterMs: number };
-
-/** What GET /v1/connectors/self answers: what the relay sees of the calling connector right now. */
-export interface ConnectorSelf {
-  connectorId: string;
-  name: string;
-  group: string;
-  version: string | null;
-  lastSeen: string | null;
-  /** Tunnels of this connector live on this relay right now. */
-  liveTunnels: number;
-  online: boolean;
 }
 
 export const DEFAULT_LEASE_TTL_MS = 15 * 60_000;
@@ -193,9 +178,9 @@ export function createReleaseEndpoints(options: ReleaseEndpointOptions): (req: I
   return async (req, res, url) => {
     const p = url.pathname;
     if (!p.startsWith('/v1/releases/') && !p.startsWith('/v1/updates/') && p !== '/v1/connectors/self') return false;
-    const connector = authenticate(req, store);
+    const connector = authenticatedConnector(store, req);
     if (!connector) {
-      reply(res, 403, { error: { code: 'relay-rejected', message: 'this connector is not registered (or was removed); re-register it with a new token' } });
+      refuseCertificate(res);
       return true;
     }
     const download = /^\/v1\/releases\/([^/]+)\/([^/]+)\/file$/.exec(p);
@@ -244,13 +229,6 @@ export function createReleaseEndpoints(options: ReleaseEndpointOptions): (req: I
     }
     return true;
   };
-}
-
-function authenticate(req: IncomingMessage, store: RelayStore): ConnectorRow | undefined {
-  const socket = req.socket as TLSSocket;
-  const fingerprint = (socket.getPeerCertificate?.()?.fingerprint256 ?? '').replace(/:/g, '').toLowerCase();
-  const connector = socket.authorized && fingerprint ? store.findConnectorByFingerprint(fingerprint) : undefined;
-  return connector && !connector.revokedAt ? connector : undefined;
 }
 
 /**
@@ -318,23 +296,3 @@ function toRelease(row: ReleaseDbRow): ReleaseRow {
   };
 }
 
-async function readJson(req: IncomingMessage, limit = 16 * 1024): Promise<unknown> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
-function reply(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}

@@ -14,7 +14,7 @@ export interface ReleaseMetadata {
   size: number;
 }
 
-/** The exact bytes that are signed (documented in docs/updater.md). */
+/** The exact bytes that are signed (documented in README, "Connector updates"). */
 export function releaseSigningMessage(meta: ReleaseMetadata): Buffer {
   return Buffer.from(`${RELEASE_SIGNATURE_CONTEXT}\nversion=${meta.version}\nchannel=${meta.channel}\nsize=${meta.size}\nsha256=${meta.sha256}\n`, 'utf8');
 }

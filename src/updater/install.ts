@@ -63,7 +63,7 @@ export class InstallLayout {
       await run('tar', ['-xzf', archive, '-C', temp, '--no-same-owner', '--no-same-permissions']);
     } catch (cause) {
       rmSync(temp, { recursive: true, force: true });
-      throw new FerryError('ERR_UPDATE_ARCHIVE', `the release ${version} is not a readable .tar.gz archive`, { cause, fix: 'publish a gzip-compressed tar of the install root (see docs/updater.md)' });
+      throw new FerryError('ERR_UPDATE_ARCHIVE', `the release ${version} is not a readable .tar.gz archive`, { cause, fix: 'publish a gzip-compressed tar of the install root (see README, "Connector updates")' });
     }
     const manifest = path.join(temp, 'package.json');
     if (existsSync(manifest)) {

@@ -11,6 +11,8 @@ import { FerryError } from '../shared/errors.js';
 import { createEgressAgent } from '../egress/http.js';
 import type { Dialer } from '../egress/types.js';
 import type { ConnectorState } from '../connector/state.js';
+import type { ConnectorSelf, LeaseAnswer } from '../shared/wire.js';
+export type { ConnectorSelf, LeaseAnswer } from '../shared/wire.js';
 
 /** What GET /v1/releases/latest answers (src/relay/releases.ts ReleaseInfo). */
 export interface LatestRelease {
@@ -23,20 +25,6 @@ export interface LatestRelease {
   keyId: string;
   publishedAt: string;
   downloadPath: string;
-}
-
-export type LeaseAnswer =
-  | { granted: true; group: string; expiresAt: string }
-  | { granted: false; group: string; holder: { connectorId: string; name?: string; targetVersion: string }; expiresAt: string; retryAfterMs: number };
-
-export interface ConnectorSelf {
-  connectorId: string;
-  name: string;
-  group: string;
-  version: string | null;
-  lastSeen: string | null;
-  liveTunnels: number;
-  online: boolean;
 }
 
 export interface DownloadProgress {
