@@ -12,7 +12,8 @@ import { FerryStack, startFerryProcess, userRequest, type ManagedProcess } from 
 import { startSquid, type SquidInstance } from '../harness/squid.js';
 import { startDnsmasq, type DnsmasqHandle } from '../harness/dnsmasq.js';
 import { startWpadServer, type WpadServer } from '../harness/wpad-server.js';
-import { freePort, sleep, waitFor } from '../harness/processes.js';
+import { cleanupOnExit, freePort, sleep, waitFor } from '../harness/processes.js';
+import { execFileSync } from 'node:child_process';
 import { startSampleBackend, type SampleBackend } from '../../src/demo/sample-backend.js';
 
 const RELAY = 'relay.ferry.test';
@@ -32,7 +33,7 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
   before(async () => {
     backend = await startSampleBackend();
     await stack.startRelay({ publicHost: RELAY });
-    const hosts = { [RELAY]: '127.0.0.1', 'app.internal.test': '127.0.0.1' };
+    const hosts = { [RELAY]: '127.0.0.1', 'relay.test': '127.0.0.1', 'app.internal.test': '127.0.0.1' };
     [open, auth, deny] = await Promise.all([
       startSquid({ mode: 'open', hosts }),
       startSquid({ mode: 'auth', hosts, users: { alice: 'wonderland' } }),
@@ -82,6 +83,35 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
     await open.waitForAccessLog((line) => line.includes(`CONNECT ${RELAY}:${stack.relay.ports.registration}`));
     await proc.stop();
     await open.waitForAccessLog((line) => line.includes(`CONNECT ${RELAY}:${stack.relay.ports.user}`));
+  });
+
+  it('auto: a firewall drops the direct SYN (iptables); falls back to https through Squid', async () => {
+    // Only Squid (user "proxy") may reach the relay's ports; the connector (root) is dropped, as by
+    // a corporate firewall that allows outbound traffic through the proxy only.
+    const ports = [stack.relay.ports.tunnel, stack.relay.ports.user];
+    const rules = ports.map((port) => ['OUTPUT', '-o', 'lo', '-p', 'tcp', '-d', '127.0.0.1', '--dport', String(port), '-m', 'owner', '!', '--uid-owner', 'proxy', '-j', 'DROP']);
+    const registered = await stack.registerConnector({ name: 'firewalled', config: { tunnels: 1, proxy: { address: `http://127.0.0.1:${open.port}` } } });
+    assert.equal(registered.run.code, 0, registered.run.stderr);
+    writeFileSync(registered.configFile, stringify({
+      stateDir: './firewalled', name: 'firewalled', tunnels: 1, transport: 'auto', relayHost: 'relay.test', dnsServers: [dns.server],
+      directTimeoutMs: 1000, backoff: { initialMs: 100, maxMs: 1000, healthyAfterMs: 5000 },
+      proxy: { address: `http://127.0.0.1:${open.port}` },
+    }));
+    for (const rule of rules) execFileSync('iptables', ['-I', ...rule]);
+    const forget = cleanupOnExit(() => { for (const rule of rules) execFileSync('iptables', ['-D', ...rule]); });
+    try {
+      const proc = stack.startConnector(registered.configFile);
+      running.push(proc);
+      await waitFor(() => (/"msg":"tunnel up"/.test(proc.log()) ? true : undefined), 20_000, 'tunnel up through Squid');
+      assert.match(proc.log(), /falling back to https through the proxy/);
+      assert.match(proc.log(), /"reason":"connect-timeout"/, 'the direct SYN went unanswered');
+      await assertServes();
+      await proc.stop();
+      await open.waitForAccessLog((line) => line.includes(`CONNECT relay.test:${stack.relay.ports.user}`));
+    } finally {
+      for (const rule of rules) execFileSync('iptables', ['-D', ...rule]);
+      forget();
+    }
   });
 
   it("the seed's explicit-proxy XML (proxyaddress, bypassonlocal, usesystemdefault)", async () => {
