@@ -4,7 +4,7 @@ import { createLogger } from '../shared/log.js';
 import { loadConnectorConfig } from '../connector/config.js';
 import { registerConnector } from '../connector/register.js';
 import { Connector } from '../connector/connector.js';
-import { createDirectDialer } from '../egress/direct.js';
+import { createConnectorEgress } from '../connector/egress.js';
 import { EXIT_FAILURE, runAction } from './run-action.js';
 import { waitForSignal } from './relay.js';
 
@@ -14,23 +14,31 @@ export function registerConnectorCommands(program: Command): void {
   connector.command('register')
     .description('register this connector with a relay using a one-time token')
     .requiredOption('--token <token>', 'token from "ferry relay token create"')
-    .option('--config <file>', 'connector configuration (YAML)')
+    .option('--config <file>', 'connector configuration (YAML, or a .NET .config with <defaultProxy>)')
     .option('--name <name>', 'connector name shown on the relay (default: host name)')
     .action(runAction(async (opts: { token: string; config?: string; name?: string }) => {
       const config = loadConnectorConfig(opts.config);
-      const state = await registerConnector({
-        token: opts.token, name: opts.name ?? config.name, stateDir: config.stateDir, dialer: createDirectDialer(), relayHost: config.relayHost,
-      });
-      process.stdout.write(`registered connector ${state.name} (${state.connectorId}) in group ${state.group}; identity stored in ${config.stateDir}\n`);
+      const logger = createLogger('connector');
+      const egress = await createConnectorEgress(config, logger);
+      try {
+        const state = await registerConnector({
+          token: opts.token, name: opts.name ?? config.name, stateDir: config.stateDir, dialer: egress.routed, relayHost: config.relayHost,
+        });
+        process.stdout.write(`registered connector ${state.name} (${state.connectorId}) in group ${state.group}; identity stored in ${config.stateDir}\n`);
+      } finally {
+        egress.close();
+      }
     }));
 
   connector.command('run')
     .description('keep tunnels to the relay open and forward requests to internal apps')
-    .option('--config <file>', 'connector configuration (YAML)')
-    .action(runAction(async (opts: { config?: string }) => {
-      const config = loadConnectorConfig(opts.config);
+    .option('--config <file>', 'connector configuration (YAML, or a .NET .config with <defaultProxy>)')
+    .option('--trace <file>', 'append one JSON line per dial attempt to this file (the connection trace)')
+    .action(runAction(async (opts: { config?: string; trace?: string }) => {
+      const loaded = loadConnectorConfig(opts.config);
+      const config = opts.trace ? { ...loaded, trace: opts.trace } : loaded;
       const logger = createLogger('connector');
-      const running = new Connector(config, logger, { dialer: createDirectDialer() });
+      const running = new Connector(config, logger, await createConnectorEgress(config, logger));
       const supervisor = running.start();
       const outcome = await Promise.race([supervisor.done(), waitForSignal().then(() => 'signal' as const)]);
       running.stop();

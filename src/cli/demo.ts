@@ -4,7 +4,6 @@ import { createLogger } from '../shared/log.js';
 import { UsageError } from '../shared/errors.js';
 import { startDemo } from '../demo/demo.js';
 import { TRANSPORTS, type Transport } from '../connector/config.js';
-import { createDirectDialer } from '../egress/direct.js';
 import { runAction } from './run-action.js';
 import { waitForSignal } from './relay.js';
 
@@ -24,7 +23,6 @@ export function registerDemoCommand(program: Command): void {
         relayHost: opts.relayHost === 'localhost' ? undefined : opts.relayHost,
         proxyConfig: opts.proxyConfig,
         stateDir: opts.stateDir,
-        createDialer: () => createDirectDialer(),
         logger,
       });
       const { stop: _stop, ...info } = demo;

@@ -9,15 +9,18 @@ import type { Duplex } from 'node:stream';
 import { endToEndHeaders, FERRY_HEADERS, type BackendFailureClass } from '../shared/wire.js';
 import { DialError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import type { BackendRequester } from './egress.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
-/** Opens connections to backends: direct, or through the backend proxy (the egress seam). */
-export interface BackendAgents {
-  agentFor(url: URL): http.Agent;
+export function serveBackendStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, requester: BackendRequester, logger: Logger): void {
+  forward(stream, headers, requester, logger).catch((error: Error) => {
+    logger.warn({ err: error }, 'backend request could not be planned');
+    failStream(stream, error instanceof DialError ? error.errorClass as BackendFailureClass : 'bad-internal-url', error.message);
+  });
 }
 
-export function serveBackendStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, agents: BackendAgents, logger: Logger): void {
+async function forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, requester: BackendRequester, logger: Logger): Promise<void> {
   let internal: URL;
   try {
     internal = new URL(String(headers[FERRY_HEADERS.internalUrl]));
@@ -28,18 +31,16 @@ export function serveBackendStream(stream: ServerHttp2Stream, headers: IncomingH
   const isWebSocket = headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket';
   const requestHeaders = endToEndHeaders(headers);
   const path = String(headers[':path'] ?? '/');
-  const client = internal.protocol === 'https:' ? https : http;
-  const request: ClientRequest = client.request({
-    protocol: internal.protocol,
-    hostname: internal.hostname,
-    port: internal.port || (internal.protocol === 'https:' ? 443 : 80),
+  // The egress plans the request: direct, or through the backend proxy when enabled.
+  const plan = await requester.plan(new URL(path, internal.origin), {
     method: isWebSocket ? 'GET' : String(headers[':method']),
-    path,
-    agent: agents.agentFor(internal),
     headers: isWebSocket
       ? { ...requestHeaders, host: internal.host, connection: 'Upgrade', upgrade: 'websocket' }
       : { ...requestHeaders, host: internal.host },
   });
+  if (stream.destroyed) return;
+  const client = plan.protocol === 'https:' ? https : http;
+  const request: ClientRequest = client.request(plan.options);
   request.setNoDelay?.(true);
 
   request.on('response', (response: IncomingMessage) => {

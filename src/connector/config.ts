@@ -24,6 +24,8 @@ const ConnectorFileSchema = z.object({
   /** The machine-wide proxy settings file (default /etc/ferry/machine.config). */
   machineConfig: z.string().optional(),
   useDefaultProxyForBackendRequests: z.boolean().default(false),
+  /** DNS servers for the connector's own lookups (direct dials); default: the system resolver. */
+  dnsServers: z.array(z.string()).optional(),
   pingIntervalMs: z.number().int().min(100).default(15_000),
   backoff: z.object({
     initialMs: z.number().int().min(10).default(500),
@@ -32,6 +34,7 @@ const ConnectorFileSchema = z.object({
   }).strict().default({}),
   /** Direct (tcp) attempt timeout before `auto` falls back to https. */
   directTimeoutMs: z.number().int().min(100).default(5_000),
+  /** Connection trace: one JSON line per dial attempt (also `ferry connector run --trace FILE`). */
   trace: z.string().optional(),
 }).strict();
 

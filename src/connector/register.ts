@@ -1,10 +1,10 @@
 // `ferry connector register`: key pair + CSR, the relay CA checked against the token's fingerprint
 // BEFORE the one-time secret is sent, then certificate and key stored with mode 0600.
-import { createKeyAndCsr, fingerprintSha256 } from '../shared/pki.js';
+import { createKeyAndCsr } from '../shared/pki.js';
 import { decodeToken } from '../shared/token.js';
 import { FerryError } from '../shared/errors.js';
 import type { Dialer } from '../egress/types.js';
-import { relayCall } from './relay-client.js';
+import { fetchPinnedRelayCa, relayCall } from './relay-client.js';
 import { saveConnectorState, type ConnectorState } from './state.js';
 
 export interface RegistrationAnswer {
@@ -23,14 +23,7 @@ export async function registerConnector(options: { token: string; name: string; 
   const relayUrl = new URL(token.relayUrl);
   if (options.relayHost) relayUrl.hostname = options.relayHost;
 
-  const ca = await relayCall<string>(options.dialer, new URL('/v1/ca', relayUrl), { method: 'GET', tls: {} });
-  const caPem = ca.status === 200 ? ca.text : '';
-  const presented = caPem ? safeFingerprint(caPem) : undefined;
-  if (presented !== token.caFingerprint) {
-    throw new FerryError('ERR_CA_MISMATCH',
-      `the relay at ${relayUrl.origin} presented a CA (${presented ?? 'none'}) that does not match the token's fingerprint (${token.caFingerprint}); nothing was sent`,
-      { permanent: true, fix: 'check that the token was created by this relay; if a proxy inspects TLS, exempt the relay from inspection' });
-  }
+  const caPem = await fetchPinnedRelayCa(options.dialer, relayUrl, token.caFingerprint);
 
   const { keyPem, csrPem } = await createKeyAndCsr(options.name);
   const answer = await relayCall<RegistrationAnswer | { error: { code: string; message: string } }>(options.dialer, new URL('/v1/register', relayUrl), {
@@ -48,12 +41,4 @@ export async function registerConnector(options: { token: string; name: string; 
   };
   saveConnectorState(options.stateDir, state);
   return state;
-}
-
-function safeFingerprint(pem: string): string | undefined {
-  try {
-    return fingerprintSha256(pem);
-  } catch {
-    return undefined;
-  }
 }

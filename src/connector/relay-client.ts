@@ -1,30 +1,27 @@
 // HTTPS calls from the connector to the relay's registration API (register, renew), made over the
-// egress seam so they follow the same proxy route as the tunnel. TLS trusts only the pinned relay
-// CA, except for the one public GET of the CA itself, whose answer is checked against the
-// fingerprint carried by the token before anything secret is sent.
+// egress seam so they follow the same route (and proxy) as the tunnel, with TLS that trusts only the
+// pinned relay CA.
 import https from 'node:https';
 import tls from 'node:tls';
-import type { Duplex } from 'node:stream';
-import { issuerName } from '../shared/cert-issuer.js';
+import { X509Certificate } from 'node:crypto';
 import { DialError, FerryError } from '../shared/errors.js';
+import { createEgressAgent } from '../egress/http.js';
+import { describeIssuer } from '../egress/tls.js';
 import type { Dialer } from '../egress/types.js';
 
 export interface RelayCallTls {
-  /** Pinned CA; when absent the server is not verified (only for fetching the CA). */
-  caPem?: string;
+  caPem: string;
   certPem?: string;
   keyPem?: string;
 }
 
 export async function relayCall<T>(dialer: Dialer, url: URL, options: { method: 'GET' | 'POST'; body?: unknown; tls: RelayCallTls; timeoutMs?: number }): Promise<{ status: number; body: T; text: string }> {
-  const port = Number(url.port || 443);
-  const { socket } = await dialer.dial({ host: url.hostname, port, caller: 'connector', url, timeoutMs: options.timeoutMs });
-  const secure = await wrapTls(socket, url, options.tls);
+  const agent = createEgressAgent({ dialer, caller: 'connector', tls: options.tls, keepAlive: false, timeoutMs: options.timeoutMs ?? 15_000 });
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
   return new Promise((resolve, reject) => {
     const req = https.request(url, {
       method: options.method,
-      createConnection: () => secure,
+      agent,
       headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
       timeout: options.timeoutMs ?? 30_000,
     }, (res) => {
@@ -46,35 +43,36 @@ export async function relayCall<T>(dialer: Dialer, url: URL, options: { method: 
   });
 }
 
-function wrapTls(socket: Duplex, url: URL, options: RelayCallTls): Promise<tls.TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const target = `${url.hostname}:${url.port || 443}`;
-    const secure = tls.connect({
-      socket,
-      servername: net_isIp(url.hostname) ? undefined : url.hostname,
-      ca: options.caPem ? [options.caPem] : undefined,
-      rejectUnauthorized: !!options.caPem,
-      cert: options.certPem,
-      key: options.keyPem,
-      ALPNProtocols: ['http/1.1'],
-      // Only the unverified CA fetch skips the name check (tls.connect needs the key absent, not undefined).
-      ...(options.caPem ? {} : { checkServerIdentity: () => undefined }),
+/**
+ * Finds the relay CA named by the token's fingerprint in the chain the relay presents, before any
+ * secret is sent. Nothing is written on this connection: it is a TLS handshake and a look at the
+ * chain. A chain without that CA means the token is for another relay or a proxy inspects TLS.
+ */
+export async function fetchPinnedRelayCa(dialer: Dialer, url: URL, fingerprint: string, timeoutMs = 15_000): Promise<string> {
+  const port = Number(url.port || 443);
+  const target = `${url.hostname}:${port}`;
+  const dialed = await dialer.dial({ host: url.hostname, port, caller: 'connector', url, timeoutMs });
+  const proxy = dialed.traces.at(-1)?.proxy;
+  const socket = tls.connect({ socket: dialed.socket, servername: /^[\d.]+$|:/.test(url.hostname) ? undefined : url.hostname, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new DialError('tls', `TLS handshake with ${target} timed out`, { target, phase: 'tls', ...(proxy ? { proxy } : {}) })), timeoutMs);
+      socket.once('secureConnect', () => { clearTimeout(timer); resolve(); });
+      socket.once('error', (error) => { clearTimeout(timer); reject(new DialError('tls', `TLS handshake with ${target} failed: ${error.message}`, { target, phase: 'tls', ...(proxy ? { proxy } : {}) }, { cause: error })); });
     });
-    secure.once('secureConnect', () => resolve(secure));
-    secure.once('error', (error: NodeJS.ErrnoException) => {
-      socket.destroy();
-      const presented = secure.getPeerCertificate?.();
-      const issuer = issuerName(presented);
-      const chainFailure = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(error.code ?? '');
-      reject(new DialError(chainFailure ? 'tls-interception' : 'tls',
-        chainFailure
-          ? `the certificate presented for ${target} does not chain to the relay CA pinned at registration (presented issuer: ${issuer ?? 'unknown'})`
-          : `TLS handshake with ${target} failed: ${error.message}`,
-        { target, phase: 'tls', observedIssuer: issuer }, { cause: error }));
-    });
-  });
-}
-
-function net_isIp(host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(':');
+    const leaf = socket.getPeerCertificate(true);
+    for (let cert: tls.DetailedPeerCertificate | undefined = leaf, depth = 0; cert?.raw && depth < 8; depth++) {
+      if (cert.fingerprint256.replace(/:/g, '').toLowerCase() === fingerprint) {
+        return new X509Certificate(cert.raw).toString();
+      }
+      cert = cert.issuerCertificate === cert ? undefined : cert.issuerCertificate;
+    }
+    const issuer = describeIssuer(leaf);
+    throw new DialError('tls-interception',
+      `the relay at ${target} presented a certificate chain without the CA named in the token (presented issuer: ${issuer}); nothing was sent`,
+      { target, phase: 'tls', observedIssuer: issuer, ...(proxy ? { proxy } : {}) },
+      { fix: "check that the token was created by this relay; if a proxy inspects TLS, exempt the relay's hosts from inspection" });
+  } finally {
+    socket.destroy();
+  }
 }

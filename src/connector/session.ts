@@ -4,13 +4,11 @@
 // alone decides whether and when to try again.
 import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import os from 'node:os';
-import tls from 'node:tls';
-import type { Duplex } from 'node:stream';
-import { issuerName } from '../shared/cert-issuer.js';
+import type tls from 'node:tls';
 import { DialError, FerryError } from '../shared/errors.js';
 import { CONTROL_PATHS, TUNNEL_ALPN, type ConnectorHello, type RejectedNotice } from '../shared/wire.js';
 import type { Logger } from '../shared/log.js';
-import type { Dialer } from '../egress/types.js';
+import type { EgressDialer } from '../egress/dial/index.js';
 import type { ConnectorState } from './state.js';
 
 export const CONNECTOR_VERSION = process.env.FERRY_CONNECTOR_VERSION ?? '0.1.0';
@@ -25,7 +23,7 @@ export interface SessionTarget {
 }
 
 export interface SessionOptions {
-  dialer: Dialer;
+  dialer: EgressDialer;
   state: ConnectorState;
   target: SessionTarget;
   logger: Logger;
@@ -52,12 +50,21 @@ export async function serveTunnelOnce(options: SessionOptions): Promise<SessionO
   const started = Date.now();
   let secure: tls.TLSSocket;
   try {
-    const dialed = await options.dialer.dial({
+    // Pinned TLS runs inside each route attempt, so an intercepting proxy fails over to the next route.
+    const dialed = await options.dialer.dialTls({
       host: options.target.host, port: options.target.port, caller: 'connector',
       url: new URL(`https://${formatHost(options.target.host)}:${options.target.port}/`),
       timeoutMs: options.connectTimeoutMs, signal: options.signal,
+    }, {
+      servername: options.target.servername,
+      caPem: options.state.caPem,
+      certPem: options.state.certPem,
+      keyPem: options.state.keyPem,
+      alpn: [TUNNEL_ALPN],
+      timeoutMs: options.connectTimeoutMs,
     });
-    secure = await tunnelTls(dialed.socket, options);
+    secure = dialed.socket;
+    secure.setNoDelay(true);
   } catch (error) {
     return { connected: false, durationMs: Date.now() - started, error: error as Error };
   }
@@ -132,38 +139,6 @@ function serveOn(socket: tls.TLSSocket, options: SessionOptions, started: number
       const error = rejection ?? failure ?? (options.signal.aborted ? undefined : new FerryError('ERR_TUNNEL_CLOSED', 'the relay closed the tunnel', { retryable: true }));
       if (!rejection && !connected) logger.debug('tunnel closed before the relay said hello');
       resolve({ connected: connected || !!rejection, durationMs: Date.now() - started, error });
-    });
-  });
-}
-
-function tunnelTls(socket: Duplex, options: SessionOptions): Promise<tls.TLSSocket> {
-  const target = `${options.target.host}:${options.target.port}`;
-  return new Promise((resolve, reject) => {
-    const secure = tls.connect({
-      socket,
-      servername: /^[\d.]+$|:/.test(options.target.servername) ? undefined : options.target.servername,
-      host: options.target.servername,
-      ca: [options.state.caPem],
-      cert: options.state.certPem,
-      key: options.state.keyPem,
-      ALPNProtocols: [TUNNEL_ALPN],
-    });
-    const timer = setTimeout(() => secure.destroy(new DialError('tls', `TLS handshake with ${target} timed out`, { target, phase: 'tls' })), options.connectTimeoutMs);
-    secure.once('secureConnect', () => {
-      clearTimeout(timer);
-      secure.setNoDelay(true);
-      resolve(secure);
-    });
-    secure.once('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      socket.destroy();
-      if (error instanceof DialError) return reject(error);
-      const chainFailure = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(error.code ?? '');
-      const presented = secure.getPeerCertificate?.();
-      const issuer = issuerName(presented);
-      reject(chainFailure
-        ? new DialError('tls-interception', `the certificate presented for ${target} does not chain to the pinned relay CA (presented issuer: ${issuer ?? 'unknown'})`, { target, phase: 'tls', observedIssuer: issuer }, { cause: error })
-        : new DialError('tls', `TLS handshake with ${target} failed: ${error.message}`, { target, phase: 'tls' }, { cause: error }));
     });
   });
 }

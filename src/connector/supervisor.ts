@@ -5,6 +5,7 @@
 import { DialError, FerryError, describeError } from '../shared/errors.js';
 import { serveTunnelOnce, type SessionOptions, type SessionTarget } from './session.js';
 import type { Transport } from './config.js';
+import type { EgressDialer } from '../egress/dial/index.js';
 import type { ConnectorState } from './state.js';
 
 export interface BackoffPolicy {
@@ -19,7 +20,9 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy, random: () 
   return Math.round(policy.initialMs / 2 + random() * (ceiling - policy.initialMs / 2));
 }
 
-export interface SupervisorOptions extends Omit<SessionOptions, 'target' | 'signal' | 'onUp'> {
+export interface SupervisorOptions extends Omit<SessionOptions, 'target' | 'signal' | 'onUp' | 'dialer'> {
+  /** transport tcp: always direct; transport https: the resolved proxy route. */
+  dialers: { tcp: EgressDialer; https: EgressDialer };
   state: ConnectorState;
   tunnels: number;
   transport: Transport;
@@ -61,6 +64,7 @@ export class Supervisor {
       const target = this.nextTarget();
       const outcome = await serveTunnelOnce({
         ...options,
+        dialer: options.dialers[target.transport],
         target,
         signal: this.abort.signal,
         onUp: () => {

@@ -7,13 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import type { Logger } from '../shared/log.js';
-import type { Dialer } from '../egress/types.js';
 import { loadRelayConfig } from '../relay/config.js';
 import { Relay } from '../relay/relay.js';
 import { RelayAdmin } from '../relay/admin.js';
 import { loadConnectorConfig, type Transport } from '../connector/config.js';
 import { registerConnector } from '../connector/register.js';
 import { Connector } from '../connector/connector.js';
+import { createConnectorEgress } from '../connector/egress.js';
 import { startSampleBackend } from './sample-backend.js';
 
 export interface DemoOptions {
@@ -22,8 +22,6 @@ export interface DemoOptions {
   relayHost?: string;
   /** Connector proxy settings file (YAML or .NET XML). */
   proxyConfig?: string;
-  /** Builds the connector's dialer from its config file (the proxy-aware egress). */
-  createDialer(connectorConfigFile: string): Dialer;
   logger: Logger;
 }
 
@@ -68,19 +66,20 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     ...(options.proxyConfig ? { proxyConfig: path.resolve(options.proxyConfig) } : {}),
   }));
   const connectorConfig = loadConnectorConfig(connectorConfigFile);
-  const dialer = options.createDialer(connectorConfigFile);
+  const connectorLogger = options.logger.child({ part: 'connector' });
+  const egress = await createConnectorEgress(connectorConfig, connectorLogger);
 
   const admin = RelayAdmin.open(relayConfig);
   const url = `https://demo.localhost:${user}/`;
   try {
     const { token } = await admin.createToken({ group: 'default', ttlMs: 10 * 60_000 });
-    await registerConnector({ token, name: connectorConfig.name, stateDir: connectorConfig.stateDir, dialer, relayHost: options.relayHost });
+    await registerConnector({ token, name: connectorConfig.name, stateDir: connectorConfig.stateDir, dialer: egress.routed, relayHost: options.relayHost });
     admin.addApp({ name: 'demo', externalUrl: url, internalUrl: backend.url, group: 'default' });
   } finally {
     admin.close();
   }
 
-  const connector = new Connector(connectorConfig, options.logger.child({ part: 'connector' }), { dialer });
+  const connector = new Connector(connectorConfig, connectorLogger, egress);
   await new Promise<void>((resolve, reject) => {
     const supervisor = connector.start((event) => { if (event.up) resolve(); });
     supervisor.done().then((fatal) => reject(fatal ?? new Error('connector stopped')));

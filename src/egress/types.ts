@@ -52,7 +52,10 @@ export interface DialTrace {
   source: string;
   tcpMs?: number;
   connectStatus?: number;
+  /** TLS handshake with the target (e.g. the pinned relay TLS), when the dial included it. */
   tlsMs?: number;
+  /** TLS handshake with an HTTPS proxy, when the route is `HTTPS host:port`. */
+  proxyTlsMs?: number;
   outcome: 'ok' | 'error';
   errorClass?: string;
   message?: string;

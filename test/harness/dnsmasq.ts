@@ -7,6 +7,16 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type net from 'node:net';
+
+function lookupVia(resolver: dns.Resolver): net.LookupFunction {
+  return ((hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+    resolver.resolve4(hostname).then(
+      (addresses) => (options?.all ? callback(null, addresses.map((address) => ({ address, family: 4 }))) : callback(null, addresses[0], 4)),
+      (error: NodeJS.ErrnoException) => callback(error),
+    );
+  }) as net.LookupFunction;
+}
 
 export interface DnsmasqOptions {
   /** Listen address (default 127.0.0.53) and port (default 53). */
@@ -26,6 +36,8 @@ export interface DnsmasqHandle {
   stateDir: string;
   /** The query log so far (log-queries). */
   log(): Promise<string>;
+  /** A net.LookupFunction that asks only this dnsmasq (IPv4), for a dialer's `lookup` option. */
+  lookup: net.LookupFunction;
   stop(): Promise<void>;
 }
 
@@ -87,6 +99,7 @@ export async function startDnsmasq(options: DnsmasqOptions = {}): Promise<Dnsmas
     server: port === 53 ? address : `${address}:${port}`,
     stateDir,
     log: () => readFile(join(stateDir, 'dnsmasq.log'), 'utf8').catch(() => ''),
+    lookup: lookupVia(resolver),
     stop,
   };
 }

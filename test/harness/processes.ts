@@ -39,19 +39,45 @@ export function sleep(ms: number): Promise<void> {
 }
 
 const live = new Set<ChildProcess>();
+const cleanups = new Set<() => void>();
 let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  const cleanUpNow = () => {
+    for (const proc of live) proc.kill('SIGKILL');
+    for (const cleanup of cleanups) {
+      try {
+        cleanup();
+      } catch {
+        // best effort at exit
+      }
+    }
+  };
+  process.once('exit', cleanUpNow);
+  // A test run killed by a timeout must not leave proxies running: clean up, then die as asked.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      cleanUpNow();
+      process.kill(process.pid, signal);
+    });
+  }
+}
+
+/** Runs `cleanup` (synchronously) when this process exits without having called the returned function. */
+export function cleanupOnExit(cleanup: () => void): () => void {
+  installExitHook();
+  cleanups.add(cleanup);
+  return () => cleanups.delete(cleanup);
+}
 
 /** Spawns a child that is SIGKILLed if this process exits without stopping it. */
 export function spawnManaged(command: string, args: string[], options: SpawnOptions = {}): ChildProcess {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   live.add(child);
   child.once('exit', () => live.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const proc of live) proc.kill('SIGKILL');
-    });
-  }
+  installExitHook();
   return child;
 }
 

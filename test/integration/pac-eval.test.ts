@@ -17,6 +17,7 @@ before(async () => {
        if (host == "loop") while (true) {}
        if (host == "boom") throw "kaboom from the script";
        if (host == "num") return 7;
+       if (host == "redos") return String(/(a+)+$/.test("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"));
        if (shExpMatch(host, "*:*")) return "PROXY v6:1; host=" + host;
        if (host == "ex.corp") return "PROXY " + dnsResolveEx(host).split(";").join("_") + ":1";
        if (isPlainHostName(host)) return "DIRECT";
@@ -70,14 +71,15 @@ test('--my-ip, --now and --tz are what the script sees', async () => {
 
 test('script errors: classified per URL, later URLs still answered, exit 1', async () => {
   const started = Date.now();
-  const run = await runFerry(['pac', 'eval', '--pac', file('main.pac'), '--no-dns', '--json', 'http://loop/', 'http://boom/', 'http://num/', 'http://ok/']);
+  const run = await runFerry(['pac', 'eval', '--pac', file('main.pac'), '--no-dns', '--json', 'http://loop/', 'http://boom/', 'http://num/', 'http://redos/', 'http://ok/']);
   assert.equal(run.code, 1, run.stderr);
   const results = JSON.parse(run.stdout).results;
   assert.equal(results[0].error.class, 'timeout');
   assert.equal(results[1].error.class, 'exception');
   assert.match(results[1].error.message, /kaboom from the script/);
   assert.equal(results[2].error.class, 'non-string-result');
-  assert.deepEqual(results[3], { url: 'http://ok/', host: 'ok', result: 'DIRECT' });
+  assert.equal(results[3].error.class, 'timeout', 'a catastrophic regular expression is stopped by the watchdog');
+  assert.deepEqual(results[4], { url: 'http://ok/', host: 'ok', result: 'DIRECT' });
   assert.ok(Date.now() - started < 10_000);
 });
 

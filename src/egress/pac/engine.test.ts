@@ -151,6 +151,7 @@ test('hostile or broken scripts at load time', async () => {
   await expectLoadError('while (true) {} function FindProxyForURL() { return "DIRECT"; }', 'load-timeout');
   await expectLoadError('throw "no way"; function FindProxyForURL() {}', 'exception', /no way/);
   await expectLoadError('var s = "x"; while (true) s += s;', 'resource-limit');
+  await expectLoadError('/(a+)+$/.test("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"); function FindProxyForURL() {}', 'load-timeout');
 });
 
 test('hostile scripts at call time: classified in < 1 s, and the engine keeps answering', async () => {
@@ -162,6 +163,8 @@ test('hostile scripts at call time: classified in < 1 s, and the engine keeps an
        if (host == "catchloop") { for (;;) { try { while (true) {} } catch (e) {} } }
        if (host == "bomb") { var a = "x"; while (true) a = a + a; }
        if (host == "arraybomb") { var b = []; while (true) b.push(new Array(10000).join("y") + b.length); }
+       if (host == "redos") return String(/(a+)+$/.test("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"));
+       if (host == "joinloop") { while (true) new Array(1000000).join(""); }
        if (host == "recurse") { var f = function () { return f() + 1; }; return f(); }
        if (host == "throw") throw new TypeError("bad thing");
        if (host == "throwstring") throw "plain text failure";
@@ -183,6 +186,8 @@ test('hostile scripts at call time: classified in < 1 s, and the engine keeps an
     ['catchloop', 'timeout'],
     ['bomb', 'resource-limit'],
     ['arraybomb', 'resource-limit|timeout'],
+    ['redos', 'timeout'],
+    ['joinloop', 'timeout'],
     ['recurse', 'resource-limit'],
     ['throw', 'exception', /TypeError: bad thing/],
     ['throwstring', 'exception', /plain text failure/],
@@ -219,4 +224,39 @@ test('dispose() frees the engine; later calls fail', async () => {
   engine.dispose();
   engine.dispose();
   await assert.rejects(engine.findProxy('http://a/', 'a'));
+});
+
+test('DNS restarts and names per evaluation are bounded', async () => {
+  const { env, asked } = makeEnv({ resolve: async (host) => { asked.push(host); return ['10.0.0.1']; } });
+  // Each answer leads to a new name: a chain longer than the restart bound.
+  const chain = await createPacEngine(
+    `function FindProxyForURL(u, h) { var n = 0; while (n < 50 && isResolvable("n" + n + ".corp")) n++; return "PROXY chain" + n + ":1"; }`,
+    env,
+  );
+  engines.push(chain);
+  const started = Date.now();
+  assert.equal(await chain.findProxy('http://a/', 'a'), 'PROXY chain8:1');
+  assert.equal(asked.length, 8);
+  asked.length = 0;
+  const wide = await createPacEngine(
+    `function FindProxyForURL(u, h) { var ok = 0; for (var i = 0; i < 1000; i++) if (isResolvable("w" + i + ".corp")) ok++; return "PROXY wide" + ok + ":1"; }`,
+    env,
+  );
+  engines.push(wide);
+  assert.equal(await wide.findProxy('http://a/', 'a'), 'PROXY wide32:1');
+  assert.equal(asked.length, 32);
+  assert.ok(Date.now() - started < 2000);
+});
+
+test('alert output is bounded, and absurd DNS names are not resolved', async () => {
+  const { env, asked, alerts } = makeEnv();
+  const engine = await createPacEngine(
+    `function FindProxyForURL(u, h) { var big = "z".repeat(2000); for (var i = 0; i < 300; i++) alert(big); return String(isResolvable(new Array(300).join("a")) || isResolvable("with space.corp")); }`,
+    env,
+  );
+  engines.push(engine);
+  assert.equal(await engine.findProxy('http://a/', 'a'), 'false');
+  assert.equal(alerts.length, 100);
+  assert.ok(alerts.every((a) => a.length <= 1001));
+  assert.deepEqual(asked, []);
 });

@@ -3,112 +3,91 @@
 // PacEnvironment.resolve).
 //
 // Why QuickJS in WebAssembly: a PAC file is code from the network (WPAD). node:vm shares the host's
-// heap and event loop and cannot bound memory; QuickJS runs in its own linear memory with a heap
-// limit (runtime.setMemoryLimit), a stack limit (setMaxStackSize) and an interrupt handler that we
-// use as a per-call deadline. Each engine gets its own WebAssembly module instance, so a script that
-// wrecks its runtime (or a wasm trap) costs only that instance: we throw it away and load again.
+// heap and event loop and cannot bound memory; QuickJS runs in its own linear memory with a fixed
+// maximum, a stack limit and an interrupt handler we use as the per-call deadline (sandbox.ts).
+//
+// Why a worker thread: QuickJS polls its interrupt handler only between bytecodes, so a single long
+// builtin call (a catastrophic regular expression, new Array(1e7).join()) can run on for seconds
+// with no chance to stop it in-thread. The sandbox therefore lives in a worker thread
+// (sandbox-worker.ts) and a watchdog here terminates the thread when an attempt overruns its limit
+// by WATCHDOG_GRACE_MS. The next call starts a new worker and loads the script again. The Node
+// process itself never runs the script, so it stays healthy whatever the script does.
 //
 // DNS design (restart-on-miss): PAC's dnsResolve/isResolvable/isInNet are synchronous in JS but
-// DNS is asynchronous in Node. We keep the sync build of QuickJS (the asyncify build doubles the
-// code size, is slower, and suspending inside the interpreter complicates the time limit) and
-// instead, when the script asks for a name this evaluation has not resolved yet, the builtin
-// records the name, answers null and raises an abort flag; the interrupt handler sees the flag and
-// stops the script with an uncatchable interrupt (a try/catch in the script cannot swallow it, and
-// whatever it did with the null is discarded). We then resolve every recorded name with
-// env.resolve, in parallel, and run the call again with the answers cached for this evaluation.
-// Restarts are bounded (MAX_DNS_RESTARTS); on the last attempt unresolved names answer "not
-// resolvable" instead of restarting. alert() output of aborted attempts is dropped so each
-// evaluation alerts once. Each attempt gets the full time limit; DNS time is the resolver's to bound.
+// DNS is asynchronous in Node. We keep the sync build of QuickJS (the asyncify build is larger and
+// slower, and suspending inside the interpreter complicates the time limit) and instead, when the
+// script asks for a name this evaluation has not resolved yet, the builtin records the name,
+// answers null and the interrupt handler stops the script at its next poll with an uncatchable
+// interrupt (a try/catch in the script cannot swallow it, and whatever it did with the null is
+// discarded). We then resolve every recorded name with env.resolve, in parallel, and run the
+// attempt again with the answers cached for this evaluation. Restarts are bounded
+// (MAX_DNS_RESTARTS) and so are names per evaluation (MAX_NAMES_PER_EVALUATION); past either bound,
+// names answer "not resolvable". alert() output of discarded attempts is dropped, so each evaluation
+// alerts once. DNS time is the resolver's to bound; each attempt gets the full time limit.
 import { createHash } from 'node:crypto';
-import {
-  newQuickJSWASMModule,
-  RELEASE_SYNC,
-  type QuickJSContext,
-  type QuickJSHandle,
-  type QuickJSRuntime,
-  type QuickJSWASMModule,
-} from 'quickjs-emscripten';
-import { callBuiltin, sandboxPrelude, type BuiltinScope, type BuiltinValue } from './builtins.js';
+import { Worker } from 'node:worker_threads';
 import { PacError } from './errors.js';
-import { clockFields } from './time.js';
-import type { PacEngine, PacEnvironment, PacErrorClass, PacLimits } from './types.js';
+import type { AttemptInput, AttemptOutput, SandboxLimits } from './sandbox.js';
+import type { WorkerRequest, WorkerResponse } from './sandbox-worker.js';
+import type { PacEngine, PacEnvironment, PacLimits } from './types.js';
 
 const DEFAULT_CALL_TIMEOUT_MS = 200;
 const DEFAULT_LOAD_TIMEOUT_MS = 500;
 const DEFAULT_MEMORY_BYTES = 16 * 1024 * 1024;
-/** QuickJS stack limit. Well under Node's own stack, so deep recursion fails inside QuickJS, cleanly. */
-const MAX_STACK_BYTES = 256 * 1024;
 const MAX_DNS_RESTARTS = 8;
-const MAX_MESSAGE_CHARS = 500;
-const DISPATCHER_GLOBAL = '__ferryPacHost';
+/** How long past its limit an attempt may run before the watchdog terminates the worker. */
+const WATCHDOG_GRACE_MS = 250;
+/** How long a new worker may take to start and instantiate QuickJS. */
+const WORKER_START_TIMEOUT_MS = 10_000;
+const WORKER_URL = new URL('./sandbox-worker.js', import.meta.url);
 
-type Outcome<T> = { ok: true; value: T } | { ok: false; error: PacError };
-type Interrupt = 'deadline' | 'dns' | undefined;
-
-
-/** One evaluation's DNS answers, plus the names it asked for and we have not resolved yet. */
-class EvaluationScope implements BuiltinScope {
-  readonly answers = new Map<string, readonly string[]>();
-  pending = new Set<string>();
-  alerts: string[] = [];
-  /** On the final attempt a miss answers "not resolvable" instead of restarting. */
-  finalAttempt = false;
-  private readonly now: Date;
+/** One evaluation's DNS answers, clock and addresses, shared by its attempts. */
+class Evaluation {
+  private readonly answers = new Map<string, string[]>();
+  private readonly nowMs: number;
+  private readonly myAddresses: string[];
 
   constructor(private readonly env: PacEnvironment) {
-    this.now = env.now();
+    this.nowMs = env.now().getTime();
+    this.myAddresses = [...env.myAddresses()];
   }
 
-  lookup(host: string): readonly string[] | undefined {
-    const key = host.toLowerCase();
-    const known = this.answers.get(key);
-    if (known) return known;
-    if (this.finalAttempt) return [];
-    this.pending.add(key);
-    return undefined;
+  input(attempt: number): AttemptInput {
+    return {
+      answers: [...this.answers],
+      myAddresses: this.myAddresses,
+      nowMs: this.nowMs,
+      timeZone: this.env.timeZone,
+      finalAttempt: attempt >= MAX_DNS_RESTARTS,
+    };
   }
 
-  myAddresses(): readonly string[] {
-    return this.env.myAddresses();
-  }
-
-  clock = (gmt: boolean) => clockFields(this.now, gmt ? 'GMT' : this.env.timeZone);
-
-  nowMs(): number {
-    return this.now.getTime();
-  }
-
-  alert(message: string): void {
-    this.alerts.push(message);
-  }
-
-  async resolvePending(): Promise<void> {
-    const names = [...this.pending];
-    this.pending = new Set();
+  async resolve(names: string[]): Promise<void> {
     const results = await Promise.all(names.map((name) => this.env.resolve(name).catch(() => [] as string[])));
-    names.forEach((name, i) => this.answers.set(name, results[i]));
+    names.forEach((name, i) => this.answers.set(name, [...results[i]]));
   }
 }
 
-/** A live QuickJS runtime + context with the script loaded. Thrown away whole when poisoned. */
-interface Sandbox {
-  module: QuickJSWASMModule;
-  runtime: QuickJSRuntime;
-  context: QuickJSContext;
+function stopped(message: string): AttemptOutput {
+  return { outcome: { ok: false, pacClass: 'resource-limit', message }, pending: [], alerts: [], poisoned: true };
+}
+
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+interface InFlight {
+  id: number;
+  settle(output: AttemptOutput): void;
 }
 
 class QuickJsPacEngine implements PacEngine {
   readonly sha1: string;
-  private sandbox: Sandbox | undefined;
-  private module: QuickJSWASMModule | undefined;
-  private deadline = 0;
-  private interrupt: Interrupt;
-  private scope: EvaluationScope | undefined;
+  private readonly limits: SandboxLimits;
+  private worker: Promise<Worker> | undefined;
+  private inFlight: InFlight | undefined;
+  private nextId = 1;
+  private needsLoad = true;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
-  private readonly callTimeoutMs: number;
-  private readonly loadTimeoutMs: number;
-  private readonly memoryBytes: number;
 
   constructor(
     private readonly script: string,
@@ -116,119 +95,104 @@ class QuickJsPacEngine implements PacEngine {
     limits: PacLimits,
   ) {
     this.sha1 = createHash('sha1').update(script).digest('hex');
-    this.callTimeoutMs = limits.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    this.loadTimeoutMs = limits.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
-    this.memoryBytes = limits.memoryBytes ?? DEFAULT_MEMORY_BYTES;
+    this.limits = {
+      callTimeoutMs: limits.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+      loadTimeoutMs: limits.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS,
+      memoryBytes: limits.memoryBytes ?? DEFAULT_MEMORY_BYTES,
+    };
   }
 
-  /** Loads the script in a fresh sandbox; throws PacError when it cannot be loaded. */
+  /** Starts a worker and waits until QuickJS is instantiated in it. */
+  private spawnWorker(): Promise<Worker> {
+    const worker = new Worker(WORKER_URL, {
+      workerData: { script: this.script, limits: this.limits },
+      // The script's own heap is the wasm memory (bounded in sandbox.ts); this bounds the thread's JS.
+      resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
+    });
+    const ready = new Promise<Worker>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        void worker.terminate();
+        reject(new PacError('resource-limit', `the PAC sandbox did not start within ${WORKER_START_TIMEOUT_MS} ms`));
+      }, WORKER_START_TIMEOUT_MS);
+      const lost = (reason: string) => {
+        clearTimeout(timer);
+        reject(new PacError('resource-limit', `the PAC sandbox could not start: ${reason}`));
+        if (this.worker !== ready) return; // an old worker (already replaced or disposed) going away
+        this.worker = undefined;
+        this.needsLoad = true;
+        this.inFlight?.settle(stopped(`the PAC sandbox stopped: ${reason}`));
+      };
+      worker.on('message', (response: WorkerResponse) => {
+        if ('ready' in response) {
+          clearTimeout(timer);
+          worker.unref(); // an idle engine must not keep the process alive
+          resolve(worker);
+        } else if (this.inFlight?.id === response.id) {
+          this.inFlight.settle(response.output);
+        }
+      });
+      worker.on('error', (error) => lost(error.message));
+      worker.on('exit', (code) => lost(`worker exited with code ${code}`));
+    });
+    ready.catch(() => undefined);
+    this.worker = ready;
+    this.needsLoad = true;
+    return ready;
+  }
+
+  /** Sends one attempt to the worker; the watchdog answers `timeout` (and kills the worker) if it overruns. */
+  private async attempt(request: WithoutId<WorkerRequest>): Promise<AttemptOutput> {
+    const workerPromise = this.worker ?? this.spawnWorker();
+    const worker = await workerPromise;
+    const id = this.nextId++;
+    const isLoad = request.op === 'load';
+    const limitMs = isLoad ? this.limits.loadTimeoutMs : this.limits.callTimeoutMs;
+    const budgetMs = limitMs + WATCHDOG_GRACE_MS;
+    return new Promise<AttemptOutput>((resolve) => {
+      const timer = setTimeout(() => {
+        // The script is stuck inside one builtin call: only terminating the thread stops it.
+        if (this.worker === workerPromise) {
+          this.worker = undefined;
+          this.needsLoad = true;
+        }
+        void worker.terminate();
+        settle({
+          outcome: isLoad
+            ? { ok: false, pacClass: 'load-timeout', message: `the PAC script did not finish loading within ${limitMs} ms (stopped by the watchdog)` }
+            : { ok: false, pacClass: 'timeout', message: `the PAC function did not return within ${limitMs} ms (stopped by the watchdog)` },
+          pending: [],
+          alerts: [],
+          poisoned: true,
+        });
+      }, budgetMs);
+      const settle = (output: AttemptOutput) => {
+        clearTimeout(timer);
+        if (this.inFlight?.id === id) this.inFlight = undefined;
+        if (this.worker === workerPromise) worker.unref();
+        resolve(output);
+      };
+      this.inFlight = { id, settle };
+      worker.ref(); // keep the process alive while an answer is awaited
+      worker.postMessage({ ...request, id } as WorkerRequest);
+    });
+  }
+
+  /** Loads the script (again), restarting on DNS misses; throws PacError when it cannot be loaded. */
   async load(): Promise<void> {
-    this.module ??= await newQuickJSWASMModule(RELEASE_SYNC);
-    const scope = new EvaluationScope(this.env);
+    const evaluation = new Evaluation(this.env);
     for (let attempt = 0; ; attempt++) {
-      scope.finalAttempt = attempt === MAX_DNS_RESTARTS;
-      const outcome = this.tryLoad(scope);
-      if (scope.pending.size > 0) {
-        // The script asked for a name we had not resolved: whatever it did with the null is void.
-        if (outcome.ok) this.releaseQuietly(outcome.value.context, outcome.value.runtime);
-        await scope.resolvePending();
-        scope.alerts = [];
+      const output = await this.attempt({ op: 'load', input: evaluation.input(attempt) });
+      if (output.pending.length > 0) {
+        await evaluation.resolve(output.pending);
         continue;
       }
-      if (outcome.ok) {
-        this.sandbox = outcome.value;
-        this.flushAlerts(scope);
+      this.flushAlerts(output);
+      if (output.outcome.ok) {
+        this.needsLoad = false;
         return;
       }
-      this.flushAlerts(scope);
-      throw outcome.error;
+      throw new PacError(output.outcome.pacClass, output.outcome.message);
     }
-  }
-
-  private tryLoad(scope: EvaluationScope): Outcome<Sandbox> {
-    const module = this.module as QuickJSWASMModule;
-    let runtime: QuickJSRuntime | undefined;
-    let context: QuickJSContext | undefined;
-    try {
-      runtime = module.newRuntime();
-      runtime.setMemoryLimit(this.memoryBytes);
-      runtime.setMaxStackSize(MAX_STACK_BYTES);
-      runtime.setInterruptHandler(() => this.shouldInterrupt());
-      context = runtime.newContext();
-      this.installDispatcher(context);
-      this.begin(scope, this.loadTimeoutMs);
-      const prelude = context.evalCode(sandboxPrelude(DISPATCHER_GLOBAL), 'pac-prelude.js');
-      if (prelude.error) {
-        const error = this.classify(context, prelude.error, 'load');
-        prelude.error.dispose();
-        throw error;
-      }
-      prelude.value.dispose();
-      const loaded = context.evalCode(this.script, 'proxy.pac');
-      if (loaded.error) {
-        const error = this.classify(context, loaded.error, 'load');
-        loaded.error.dispose();
-        throw error;
-      }
-      loaded.value.dispose();
-      if (!this.entrypoint(context)) {
-        throw new PacError('no-entrypoint', 'the PAC script defines neither FindProxyForURL nor FindProxyForURLEx');
-      }
-      return { ok: true, value: { module, runtime, context } };
-    } catch (error) {
-      this.releaseQuietly(context, runtime);
-      return { ok: false, error: this.asPacError(error, 'load') };
-    } finally {
-      this.scope = undefined;
-    }
-  }
-
-  private installDispatcher(context: QuickJSContext): void {
-    const dispatcher = context.newFunction(DISPATCHER_GLOBAL, (nameHandle, ...argHandles) => {
-      const scope = this.scope;
-      if (!scope) throw new Error('PAC builtin called outside an evaluation');
-      const name = context.getString(nameHandle);
-      const args = argHandles.map((h) => context.getString(h));
-      return this.toHandle(context, callBuiltin(scope, name, args));
-    });
-    context.setProp(context.global, DISPATCHER_GLOBAL, dispatcher);
-    dispatcher.dispose();
-  }
-
-  private toHandle(context: QuickJSContext, value: BuiltinValue): QuickJSHandle {
-    if (value === null) return context.null;
-    if (typeof value === 'boolean') return value ? context.true : context.false;
-    if (typeof value === 'number') return context.newNumber(value);
-    return context.newString(value);
-  }
-
-  /** The function to call: FindProxyForURLEx when the script defines it (Microsoft's rule). */
-  private entrypoint(context: QuickJSContext): string | undefined {
-    for (const name of ['FindProxyForURLEx', 'FindProxyForURL']) {
-      const handle = context.getProp(context.global, name);
-      const isFunction = context.typeof(handle) === 'function';
-      handle.dispose();
-      if (isFunction) return name;
-    }
-    return undefined;
-  }
-
-  private begin(scope: EvaluationScope, timeoutMs: number): void {
-    this.scope = scope;
-    this.interrupt = undefined;
-    this.deadline = Date.now() + timeoutMs;
-  }
-
-  private shouldInterrupt(): boolean {
-    if (this.scope && this.scope.pending.size > 0) {
-      this.interrupt = 'dns';
-      return true;
-    }
-    if (Date.now() > this.deadline) {
-      this.interrupt = 'deadline';
-      return true;
-    }
-    return false;
   }
 
   findProxy(url: string, host: string): Promise<string> {
@@ -239,134 +203,34 @@ class QuickJsPacEngine implements PacEngine {
 
   private async evaluate(url: string, host: string): Promise<string> {
     if (this.disposed) throw new Error('PAC engine used after dispose()');
-    if (!this.sandbox) await this.load();
-    const scope = new EvaluationScope(this.env);
+    if (this.needsLoad || !this.worker) await this.load();
+    const evaluation = new Evaluation(this.env);
     for (let attempt = 0; ; attempt++) {
-      scope.finalAttempt = attempt === MAX_DNS_RESTARTS;
-      const outcome = this.tryCall(scope, url, host);
-      if (scope.pending.size > 0) {
+      const output = await this.attempt({ op: 'call', url, host, input: evaluation.input(attempt) });
+      if (output.poisoned) this.needsLoad = true;
+      if (output.pending.length > 0) {
         // A DNS miss: the answer (or error) was computed from a null stand-in; resolve and run again.
-        await scope.resolvePending();
-        scope.alerts = [];
+        await evaluation.resolve(output.pending);
+        if (this.needsLoad) await this.load();
         continue;
       }
-      if (outcome.ok) {
-        this.flushAlerts(scope);
-        return outcome.value;
-      }
-      this.flushAlerts(scope);
-      if (outcome.error.pacClass === 'timeout' || outcome.error.pacClass === 'resource-limit') {
-        // An interrupted or out-of-memory runtime may hold half-updated state: start over next time.
-        this.discardSandbox();
-      }
-      throw outcome.error;
+      this.flushAlerts(output);
+      if (output.outcome.ok) return output.outcome.value;
+      throw new PacError(output.outcome.pacClass, output.outcome.message);
     }
   }
 
-  private tryCall(scope: EvaluationScope, url: string, host: string): Outcome<string> {
-    const { context } = this.sandbox as Sandbox;
-    try {
-      const name = this.entrypoint(context);
-      if (!name) throw new PacError('no-entrypoint', 'the PAC script no longer defines FindProxyForURL');
-      const fn = context.getProp(context.global, name);
-      const urlHandle = context.newString(url);
-      const hostHandle = context.newString(host);
-      this.begin(scope, this.callTimeoutMs);
-      const result = context.callFunction(fn, context.undefined, urlHandle, hostHandle);
-      fn.dispose();
-      urlHandle.dispose();
-      hostHandle.dispose();
-      if (result.error) {
-        const error = this.classify(context, result.error, 'call', name);
-        result.error.dispose();
-        throw error;
-      }
-      const type = context.typeof(result.value);
-      const text = type === 'string' ? context.getString(result.value) : undefined;
-      result.value.dispose();
-      if (text === undefined) {
-        throw new PacError('non-string-result', `${name} returned ${type === 'object' ? 'an object or null' : type}, not a string`);
-      }
-      return { ok: true, value: text };
-    } catch (error) {
-      return { ok: false, error: this.asPacError(error, 'call') };
-    } finally {
-      this.scope = undefined;
-    }
-  }
-
-  /** Classifies a value the script threw (or QuickJS raised) — the one place that does. */
-  private classify(context: QuickJSContext, errorHandle: QuickJSHandle, phase: 'load' | 'call', fn = 'the PAC script'): PacError {
-    if (this.interrupt !== undefined) {
-      return phase === 'load'
-        ? new PacError('load-timeout', `the PAC script did not finish loading within ${this.loadTimeoutMs} ms`)
-        : new PacError('timeout', `${fn} did not return within ${this.callTimeoutMs} ms`);
-    }
-    const { name, message } = this.describeThrown(context, errorHandle);
-    if (name === 'InternalError' && (message === 'out of memory' || message === 'stack overflow')) {
-      return new PacError('resource-limit', `${fn} exceeded the ${message === 'out of memory' ? `memory limit (${this.memoryBytes} bytes)` : 'stack limit'}`);
-    }
-    if (phase === 'load' && name === 'SyntaxError') return new PacError('syntax', `syntax error in the PAC script: ${message}`);
-    const what = phase === 'load' ? 'the PAC script threw while loading' : `${fn} threw`;
-    return new PacError('exception', `${what}: ${name ? `${name}: ${message}` : message}`);
-  }
-
-  /** name/message of an Error, or the text of any other thrown value (a thrown string keeps its text). */
-  private describeThrown(context: QuickJSContext, handle: QuickJSHandle): { name?: string; message: string } {
-    const clip = (s: string) => (s.length > MAX_MESSAGE_CHARS ? `${s.slice(0, MAX_MESSAGE_CHARS)}…` : s);
-    const type = context.typeof(handle);
-    if (type === 'object') {
-      const nameHandle = context.getProp(handle, 'name');
-      const messageHandle = context.getProp(handle, 'message');
-      const name = context.typeof(nameHandle) === 'string' ? context.getString(nameHandle) : undefined;
-      const message = context.typeof(messageHandle) === 'string' ? context.getString(messageHandle) : undefined;
-      nameHandle.dispose();
-      messageHandle.dispose();
-      if (message !== undefined) return { name: name && clip(name), message: clip(message) };
-      return { message: 'a non-Error object was thrown' };
-    }
-    if (type === 'string') return { message: clip(context.getString(handle)) };
-    if (type === 'number') return { message: String(context.getNumber(handle)) };
-    return { message: `${type} was thrown` };
-  }
-
-  /** Any failure as a PacError; host-side failures (a wasm trap, a Node stack overflow) poison the module. */
-  private asPacError(error: unknown, phase: 'load' | 'call'): PacError {
-    if (error instanceof PacError) return error;
-    this.discardSandbox(true);
-    const pacClass: PacErrorClass = 'resource-limit';
-    const what = phase === 'load' ? 'loading the PAC script' : 'running the PAC script';
-    return new PacError(pacClass, `${what} broke the sandbox (${error instanceof Error ? error.message : String(error)})`, { cause: error });
-  }
-
-  private discardSandbox(dropModule = false): void {
-    const sandbox = this.sandbox;
-    this.sandbox = undefined;
-    if (sandbox && !this.releaseQuietly(sandbox.context, sandbox.runtime)) dropModule = true;
-    // A fresh module instance is the only certain way back after a trap: the old one is left to GC.
-    if (dropModule) this.module = undefined;
-  }
-
-  /** Frees a context and runtime; false when QuickJS refused (then the module is not trusted again). */
-  private releaseQuietly(context: QuickJSContext | undefined, runtime: QuickJSRuntime | undefined): boolean {
-    try {
-      if (context?.alive) context.dispose();
-      if (runtime?.alive) runtime.dispose();
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  private flushAlerts(scope: EvaluationScope): void {
-    for (const message of scope.alerts) this.env.alert?.(message);
-    scope.alerts = [];
+  private flushAlerts(output: AttemptOutput): void {
+    for (const message of output.alerts) this.env.alert?.(message);
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.discardSandbox(true);
+    const worker = this.worker;
+    this.worker = undefined;
+    void worker?.then((w) => w.terminate(), () => undefined);
+    this.inFlight?.settle(stopped('the PAC engine was disposed'));
   }
 }
 
@@ -376,6 +240,11 @@ class QuickJsPacEngine implements PacEngine {
  */
 export async function createPacEngine(script: string, env: PacEnvironment, limits: PacLimits = {}): Promise<PacEngine> {
   const engine = new QuickJsPacEngine(script, env, limits);
-  await engine.load();
+  try {
+    await engine.load();
+  } catch (error) {
+    engine.dispose();
+    throw error;
+  }
   return engine;
 }

@@ -1,0 +1,206 @@
+// HTTP CONNECT through an (already connected) HTTP or HTTPS proxy: the request, the strict answer
+// parse, the authentication legs on the same connection, and the classification of the answer.
+// Nothing but the CONNECT request is ever written before the proxy said 200.
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { DialError, type DialPhase } from '../../shared/errors.js';
+import { ConnectResponseParser, challengeSchemes, headerValues, type ConnectResponseHead } from './connect-response.js';
+import type { ProxyAuthenticator } from './proxy-auth.js';
+import { PrefixedTunnel } from './tunnel-socket.js';
+
+export interface HttpConnectOptions {
+  /** Host and port to tunnel to, exactly as the proxy should resolve them. */
+  host: string;
+  port: number;
+  target: string;
+  /** Redacted proxy URL, for errors. */
+  proxy: string;
+  authenticator?: ProxyAuthenticator;
+  timeoutMs: number;
+  now: () => number;
+  userAgent?: string;
+}
+
+export interface HttpConnectResult {
+  socket: Duplex;
+  statusCode: number;
+}
+
+/**
+ * The target goes into a request line: a name with spaces, CR/LF or URL syntax is a caller bug
+ * (or an injection attempt), never something to send.
+ */
+export function assertValidTargetHost(host: string): void {
+  if (!/^[A-Za-z0-9._~%:[\]-]+$/.test(host)) throw new TypeError(`invalid target host ${JSON.stringify(host.slice(0, 80))}`);
+}
+
+/** Bounds the number of 407 round trips of a multi-leg scheme (NTLM needs two). */
+const MAX_AUTH_LEGS = 4;
+/** A 407 body larger than this is not drained for another leg; the connection is given up. */
+const MAX_DRAINED_BODY_BYTES = 64 * 1024;
+
+export async function httpConnect(socket: net.Socket, options: HttpConnectOptions): Promise<HttpConnectResult> {
+  const started = options.now();
+  try {
+    assertValidTargetHost(options.host);
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  }
+  const reader = new ProxyAnswerReader(socket);
+  const authority = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
+  let authorization = options.authenticator?.initial();
+  try {
+    for (let leg = 0; leg < MAX_AUTH_LEGS; leg += 1) {
+      socket.write(
+        `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n` +
+          (authorization ? `Proxy-Authorization: ${authorization}\r\n` : '') +
+          `User-Agent: ${options.userAgent ?? 'ferry'}\r\n\r\n`,
+      );
+      const head = await reader.readHead(options.timeoutMs, () => fields('proxy-connect'));
+      if (head.statusCode === 200) {
+        const rest = reader.detach();
+        return { socket: rest.length > 0 ? new PrefixedTunnel(socket, rest) : socket, statusCode: 200 };
+      }
+      if (head.statusCode === 407) {
+        const challenges = headerValues(head, 'proxy-authenticate');
+        const next = options.authenticator?.respond(challenges);
+        if (next !== undefined && (await reader.drainBodyForReuse(head, options.timeoutMs))) {
+          authorization = next;
+          continue;
+        }
+        const schemes = challengeSchemes(challenges);
+        const offered = schemes.length > 0 ? schemes.join(', ') : 'none named';
+        const message = options.authenticator
+          ? `the proxy ${options.proxy} refused the configured ${options.authenticator.scheme} credentials for CONNECT ${options.target} (407; schemes offered: ${offered})`
+          : `the proxy ${options.proxy} requires authentication for CONNECT ${options.target} (407; schemes offered: ${offered}) and no proxy credentials are configured`;
+        throw new DialError('proxy-auth-required', message, {
+          ...fields('proxy-auth'),
+          statusCode: 407,
+          statusText: head.statusText,
+          schemes,
+        });
+      }
+      throw new DialError(
+        'proxy-refused',
+        `the proxy ${options.proxy} answered CONNECT ${options.target} with ${head.statusCode}${head.statusText ? ` ${head.statusText}` : ''}`,
+        { ...fields('proxy-connect'), statusCode: head.statusCode, statusText: head.statusText },
+      );
+    }
+    throw new DialError('proxy-auth-required', `the proxy ${options.proxy} kept asking for authentication after ${MAX_AUTH_LEGS} attempts`, {
+      ...fields('proxy-auth'),
+      statusCode: 407,
+    });
+  } catch (error) {
+    reader.detach();
+    socket.destroy();
+    throw error;
+  }
+
+  function fields(phase: DialPhase) {
+    return { target: options.target, proxy: options.proxy, phase, elapsedMs: options.now() - started };
+  }
+}
+
+/** Reads proxy answers off a socket without losing the bytes that follow them. */
+class ProxyAnswerReader {
+  private buffered: Buffer = Buffer.alloc(0);
+  private ended = false;
+  private failure: Error | undefined;
+  private wake: (() => void) | undefined;
+  private readonly onData = (chunk: Buffer) => {
+    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    this.wake?.();
+  };
+  private readonly onEnd = () => {
+    this.ended = true;
+    this.wake?.();
+  };
+  private readonly onError = (error: Error) => {
+    this.failure = error;
+    this.wake?.();
+  };
+
+  constructor(private readonly socket: net.Socket) {
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onEnd);
+    socket.on('error', this.onError);
+  }
+
+  async readHead(timeoutMs: number, fields: () => { target: string; proxy: string; phase: DialPhase; elapsedMs: number }): Promise<ConnectResponseHead> {
+    const parser = new ConnectResponseParser();
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const result = parser.push(this.take());
+      if (result.kind === 'complete') {
+        this.buffered = result.head.rest;
+        return result.head;
+      }
+      if (result.kind === 'invalid') {
+        throw new DialError('proxy-refused', `the proxy ${fields().proxy} sent an invalid answer to CONNECT: ${result.reason}`, fields());
+      }
+      if (this.failure) {
+        const code = (this.failure as NodeJS.ErrnoException).code ?? 'socket error';
+        // A proxy that drops the connection during CONNECT is a proxy answer, not a reason to
+        // re-dial it forever (undici #3897): classify it as a refusal.
+        throw new DialError('proxy-refused', `the proxy ${fields().proxy} reset the connection during CONNECT (${code})`, fields(), { cause: this.failure });
+      }
+      if (this.ended) throw new DialError('proxy-refused', `the proxy ${fields().proxy} closed the connection without answering CONNECT`, fields());
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw new DialError('connect-timeout', `the proxy ${fields().proxy} did not answer CONNECT within ${timeoutMs} ms`, { ...fields(), timeoutMs });
+      }
+      await this.waitForInput(remaining);
+    }
+  }
+
+  /** Skips a 407 body so another CONNECT can go on the same connection; false when impossible. */
+  async drainBodyForReuse(head: ConnectResponseHead, timeoutMs: number): Promise<boolean> {
+    const connection = [...headerValues(head, 'connection'), ...headerValues(head, 'proxy-connection')].join(',').toLowerCase();
+    if (connection.includes('close') || (head.httpVersion === '1.0' && !connection.includes('keep-alive'))) return false;
+    const lengths = headerValues(head, 'content-length');
+    if (headerValues(head, 'transfer-encoding').length > 0) return false;
+    const length = lengths.length === 0 ? 0 : Number(lengths[0]);
+    if (!Number.isSafeInteger(length) || length < 0 || length > MAX_DRAINED_BODY_BYTES) return false;
+    const deadline = Date.now() + timeoutMs;
+    while (this.buffered.length < length) {
+      if (this.ended || this.failure) return false;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return false;
+      await this.waitForInput(remaining);
+    }
+    this.buffered = this.buffered.subarray(length);
+    return !this.ended && !this.failure;
+  }
+
+  /** Stops reading; returns bytes that arrived after the last answer (they belong to the tunnel). */
+  detach(): Buffer {
+    this.socket.pause();
+    this.socket.removeListener('data', this.onData);
+    this.socket.removeListener('end', this.onEnd);
+    this.socket.removeListener('close', this.onEnd);
+    this.socket.removeListener('error', this.onError);
+    const rest = this.buffered;
+    this.buffered = Buffer.alloc(0);
+    return rest;
+  }
+
+  private take(): Buffer {
+    const chunk = this.buffered;
+    this.buffered = Buffer.alloc(0);
+    return chunk;
+  }
+
+  private waitForInput(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.wake = done;
+    });
+  }
+}

@@ -1,0 +1,166 @@
+// HTTP(S) over the egress dialer, for registration, certificate renewal, updater downloads and
+// backend requests. An http.Agent whose createConnection dials through the Dialer (so the
+// resolved route, failover and traces apply) and, for https, adds TLS pinned to the relay CA
+// (or verified against the system roots when no CA is given).
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createDialer, proxyLabel, type DialerOptions, type EgressDialer, type ProxyRoute } from './dial/index.js';
+import { connectVerifiedTls } from './tls.js';
+import type { Caller, Dialer, ProxyResolver, Provenance, Route } from './types.js';
+
+export interface EgressTlsOptions {
+  /** Trust only this CA (PEM); absent: the system roots. */
+  caPem?: string;
+  certPem?: string;
+  keyPem?: string;
+  alpn?: string[];
+}
+
+export interface EgressAgentOptions {
+  dialer: Dialer;
+  caller: Caller;
+  /** Present: the agent speaks https (TLS over the dialed route). */
+  tls?: EgressTlsOptions;
+  keepAlive?: boolean;
+  timeoutMs?: number;
+}
+
+/** An Agent for `http.request` (no `tls`) or `https.request` (with `tls`) that dials through Ferry's egress. */
+export function createEgressAgent(options: EgressAgentOptions): http.Agent {
+  return new EgressAgent(options);
+}
+
+class EgressAgent extends http.Agent {
+  private readonly egress: EgressAgentOptions;
+
+  constructor(options: EgressAgentOptions) {
+    super({ keepAlive: options.keepAlive ?? true });
+    this.egress = options;
+    // ClientRequest refuses an agent whose protocol differs from the request's.
+    (this as unknown as { protocol: string; defaultPort: number }).protocol = options.tls ? 'https:' : 'http:';
+    (this as unknown as { protocol: string; defaultPort: number }).defaultPort = options.tls ? 443 : 80;
+  }
+
+  override createConnection(args: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): undefined {
+    const host = (args.hostname ?? args.host ?? 'localhost').replace(/^\[(.*)\]$/, '$1');
+    const port = Number(args.port ?? (this.egress.tls ? 443 : 80));
+    const scheme = this.egress.tls ? 'https' : 'http';
+    const authority = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    const tlsOptions = this.egress.tls;
+    const timeoutMs = this.egress.timeoutMs;
+    void (async () => {
+      const request = {
+        host,
+        port,
+        caller: this.egress.caller,
+        url: new URL(`${scheme}://${authority}/`),
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      };
+      const dialer = this.egress.dialer as Partial<EgressDialer> & Dialer;
+      // With a pinned CA and Ferry's own dialer, TLS is part of each route attempt, so an
+      // intercepting proxy fails over to the next route instead of failing the request.
+      if (tlsOptions?.caPem !== undefined && typeof dialer.dialTls === 'function') {
+        const secured = await dialer.dialTls(request, {
+          servername: host,
+          caPem: tlsOptions.caPem,
+          alpn: tlsOptions.alpn ?? ['http/1.1'],
+          ...(tlsOptions.certPem !== undefined ? { certPem: tlsOptions.certPem } : {}),
+          ...(tlsOptions.keyPem !== undefined ? { keyPem: tlsOptions.keyPem } : {}),
+        });
+        return secured.socket;
+      }
+      const dialed = await dialer.dial(request);
+      if (!tlsOptions) return dialed.socket;
+      const proxy = dialed.traces.at(-1)?.proxy;
+      return connectVerifiedTls(dialed.socket, {
+        servername: host,
+        target: authority,
+        alpn: tlsOptions.alpn ?? ['http/1.1'],
+        ...(tlsOptions.caPem !== undefined ? { caPem: tlsOptions.caPem } : {}),
+        ...(tlsOptions.certPem !== undefined ? { certPem: tlsOptions.certPem } : {}),
+        ...(tlsOptions.keyPem !== undefined ? { keyPem: tlsOptions.keyPem } : {}),
+        ...(proxy ? { proxy } : {}),
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      });
+    })().then(
+      (socket) => callback?.(null, socket),
+      (error: Error) => callback?.(error, undefined as unknown as Duplex),
+    );
+    return undefined;
+  }
+}
+
+export interface BackendRequesterOptions {
+  /** `useDefaultProxyForBackendRequests`: off by default, backends are reached DIRECT. */
+  useProxy: boolean;
+  /** The resolver for the `backend` caller (required when useProxy is on). */
+  resolver?: ProxyResolver;
+  /** Shared dialer settings (timeouts, credentials, traces). */
+  dialer?: Omit<DialerOptions, 'resolver'>;
+  /** Trust for https backends (PEM); absent: the system roots. */
+  backendCaPem?: string;
+}
+
+export interface BackendRequestPlan {
+  /** Pass to `http.request` (plan.protocol 'http:') or `https.request` ('https:'). */
+  options: http.RequestOptions;
+  protocol: 'http:' | 'https:';
+  /** How the request travels: DIRECT, an absolute-form request to a proxy, or a tunnel. */
+  via: 'direct' | 'forward-proxy' | 'tunnel';
+  route: Route;
+  provenance: Provenance;
+}
+
+/**
+ * Plans backend requests. With the proxy on and a `PROXY` route first, a plain-http request goes
+ * to the proxy in absolute form (`GET http://app.internal/x HTTP/1.1`), as browsers do; https
+ * backends (and SOCKS routes) go through a CONNECT/SOCKS tunnel with failover. The absolute form
+ * uses the FIRST proxy of the list only (no failover across proxies for plain-http backends).
+ */
+export function createBackendRequester(options: BackendRequesterOptions) {
+  const dialerOptions = options.dialer ?? {};
+  const directDialer = createDialer(dialerOptions);
+  const routedDialer = options.useProxy && options.resolver ? createDialer({ ...dialerOptions, resolver: options.resolver }) : directDialer;
+  const httpAgent = createEgressAgent({ dialer: routedDialer, caller: 'backend' });
+  const httpsAgent = createEgressAgent({ dialer: routedDialer, caller: 'backend', tls: options.backendCaPem ? { caPem: options.backendCaPem } : {} });
+  const forwardAgent = createEgressAgent({ dialer: directDialer, caller: 'backend' });
+
+  async function plan(url: URL, base: http.RequestOptions = {}): Promise<BackendRequestPlan> {
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`backend URL must be http or https: ${url.href}`);
+    const protocol = url.protocol;
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const port = Number(url.port || (protocol === 'https:' ? 443 : 80));
+    const path = `${url.pathname}${url.search}`;
+    const decision =
+      options.useProxy && options.resolver
+        ? await options.resolver.resolve(url, 'backend')
+        : { routes: [{ kind: 'DIRECT' } as Route], provenance: { source: 'default', detail: 'useDefaultProxyForBackendRequests is off' } };
+    const first = decision.routes[0] ?? ({ kind: 'DIRECT' } as Route);
+    if (protocol === 'http:' && first.kind === 'PROXY') {
+      const credentials = first.username !== undefined ? { username: first.username, password: first.password ?? '' } : dialerOptions.credentials?.(first);
+      const headers: http.OutgoingHttpHeaders = { ...(base.headers as http.OutgoingHttpHeaders | undefined), host: url.host };
+      if (credentials) headers['proxy-authorization'] = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+      return {
+        protocol,
+        via: 'forward-proxy',
+        route: first,
+        provenance: decision.provenance,
+        options: { ...base, host: first.host, port: first.port, path: url.href, headers, agent: forwardAgent },
+      };
+    }
+    return {
+      protocol,
+      via: first.kind === 'DIRECT' ? 'direct' : 'tunnel',
+      route: first,
+      provenance: decision.provenance,
+      options: { ...base, host, port, path, servername: host, agent: protocol === 'https:' ? httpsAgent : httpAgent } as http.RequestOptions,
+    };
+  }
+
+  return { plan };
+}
+
+/** For logs: where a backend request goes, never with credentials. */
+export function describePlan(plan: BackendRequestPlan): string {
+  return plan.route.kind === 'DIRECT' ? `${plan.via}` : `${plan.via} via ${proxyLabel(plan.route as ProxyRoute)}`;
+}

@@ -1,0 +1,191 @@
+// The dialer against a real Squid on loopback: CONNECT 200 (and the access.log line), 407 with
+// and without Basic credentials, port rules (403), an unreachable upstream, and failover from a
+// dead proxy. The relay is named relay.ferry.test, a name only Squid resolves (its hosts_file).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Duplex } from 'node:stream';
+import { createDialer, fixedRoutes, RoutesExhaustedError } from '../../src/egress/dial/index.js';
+import { connectPinnedTls } from '../../src/egress/tls.js';
+import { DialError } from '../../src/shared/errors.js';
+import type { DialTrace, Route } from '../../src/egress/types.js';
+import { startSquid, type SquidInstance } from '../harness/squid.js';
+import { startTlsEchoServer, type TlsEchoServer } from '../harness/tls-server.js';
+import { freePort } from '../harness/processes.js';
+
+const RELAY = 'relay.ferry.test';
+let relay: TlsEchoServer;
+let open: SquidInstance;
+let auth: SquidInstance;
+let deniedPort: number;
+let closedPort: number;
+let deadProxyPort: number;
+
+before(async () => {
+  relay = await startTlsEchoServer({ hostnames: [RELAY] });
+  deniedPort = await freePort();
+  closedPort = await freePort();
+  deadProxyPort = await freePort();
+  const hosts = { [RELAY]: '127.0.0.1' };
+  open = await startSquid({ mode: 'open', hosts, denyPorts: [deniedPort] });
+  auth = await startSquid({ mode: 'auth', hosts, users: { alice: 's3cret-pw' } });
+});
+
+after(async () => {
+  await Promise.allSettled([open?.stop(), auth?.stop(), relay?.stop()]);
+});
+
+function proxy(instance: SquidInstance, extra: Partial<Route> = {}): Route {
+  return { kind: 'PROXY', host: instance.host, port: instance.port, ...extra } as Route;
+}
+
+async function echo(socket: Duplex, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    socket.once('data', (chunk: Buffer) => resolve(chunk.toString()));
+    socket.once('error', reject);
+    socket.write(text);
+  });
+}
+
+async function pinnedEcho(socket: Duplex, text: string): Promise<string> {
+  const secure = await connectPinnedTls(socket, { servername: RELAY, caPem: relay.ca.certPem, target: `${RELAY}:${relay.port}` });
+  try {
+    return await echo(secure, text);
+  } finally {
+    secure.destroy();
+  }
+}
+
+async function rejection(promise: Promise<unknown>): Promise<DialError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof DialError, `expected a DialError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('expected the dial to fail');
+}
+
+test('CONNECT through an open Squid: tunnel works, trace and access.log show it', async () => {
+  const traces: DialTrace[] = [];
+  const dialer = createDialer({ resolver: fixedRoutes([proxy(open)], 'config'), onTrace: (t) => traces.push(t) });
+  const result = await dialer.dial({ host: RELAY, port: relay.port, caller: 'connector' });
+  assert.equal(await pinnedEcho(result.socket, 'hello relay'), 'hello relay');
+  assert.equal(traces.length, 1);
+  const trace = traces[0] as DialTrace;
+  assert.equal(trace.outcome, 'ok');
+  assert.equal(trace.connectStatus, 200);
+  assert.equal(trace.route, `PROXY 127.0.0.1:${open.port}`);
+  assert.equal(trace.proxy, `http://127.0.0.1:${open.port}`);
+  assert.equal(trace.source, 'config');
+  assert.equal(trace.target, `${RELAY}:${relay.port}`);
+  assert.equal(typeof trace.tcpMs, 'number');
+  await open.waitForAccessLog((line) => line.includes(`CONNECT ${RELAY}:${relay.port}`) && line.includes('TCP_TUNNEL/200'));
+});
+
+test('407 without credentials: proxy-auth-required naming the Basic scheme, nothing tunnelled', async () => {
+  const dialer = createDialer({ resolver: fixedRoutes([proxy(auth)]) });
+  const error = await rejection(dialer.dial({ host: RELAY, port: relay.port, caller: 'connector' }));
+  assert.equal(error.errorClass, 'proxy-auth-required');
+  assert.equal(error.fields.statusCode, 407);
+  assert.deepEqual(error.fields.schemes, ['Basic']);
+  assert.equal(error.fields.phase, 'proxy-auth');
+  assert.equal(error.fields.proxy, `http://127.0.0.1:${auth.port}`);
+  assert.match(error.message, /schemes offered: Basic/);
+  assert.ok(error instanceof RoutesExhaustedError);
+  assert.equal(error.traces[0]?.connectStatus, 407);
+  await auth.waitForAccessLog((line) => line.includes('TCP_DENIED/407') && line.includes(`CONNECT ${RELAY}:${relay.port}`));
+});
+
+test('Basic credentials from the route: tunnel works; the password is in no trace, error or log line', async () => {
+  const traces: DialTrace[] = [];
+  const dialer = createDialer({ resolver: fixedRoutes([proxy(auth, { username: 'alice', password: 's3cret-pw' })]), onTrace: (t) => traces.push(t) });
+  const result = await dialer.dial({ host: RELAY, port: relay.port, caller: 'connector' });
+  assert.equal(await pinnedEcho(result.socket, 'authed'), 'authed');
+  assert.equal(traces[0]?.proxy, `http://alice@127.0.0.1:${auth.port}`);
+  assert.ok(!JSON.stringify(traces).includes('s3cret'));
+  const line = await auth.waitForAccessLog((l) => l.includes('TCP_TUNNEL/200') && l.includes(' alice '));
+  assert.ok(line.includes(`CONNECT ${RELAY}:${relay.port}`));
+});
+
+test('Basic credentials from the per-proxy lookup; wrong ones → proxy-auth-required "refused"', async () => {
+  const good = createDialer({ resolver: fixedRoutes([proxy(auth)]), credentials: () => ({ username: 'alice', password: 's3cret-pw' }) });
+  const ok = await good.dial({ host: RELAY, port: relay.port, caller: 'updater' });
+  ok.socket.destroy();
+  const bad = createDialer({ resolver: fixedRoutes([proxy(auth)]), credentials: () => ({ username: 'alice', password: 'wrong-pw' }) });
+  const error = await rejection(bad.dial({ host: RELAY, port: relay.port, caller: 'updater' }));
+  assert.equal(error.errorClass, 'proxy-auth-required');
+  assert.match(error.message, /refused the configured Basic credentials/);
+  assert.ok(!error.message.includes('wrong-pw') && !JSON.stringify(error.fields).includes('wrong-pw'));
+});
+
+test('a port the proxy forbids: proxy-refused 403', async () => {
+  const dialer = createDialer({ resolver: fixedRoutes([proxy(open)]) });
+  const error = await rejection(dialer.dial({ host: RELAY, port: deniedPort, caller: 'connector' }));
+  assert.equal(error.errorClass, 'proxy-refused');
+  assert.equal(error.fields.statusCode, 403);
+  assert.equal(error.fields.phase, 'proxy-connect');
+  assert.equal(error.fields.target, `${RELAY}:${deniedPort}`);
+  await open.waitForAccessLog((line) => line.includes('TCP_DENIED/403') && line.includes(`CONNECT ${RELAY}:${deniedPort}`));
+});
+
+test('an upstream Squid cannot reach: proxy-refused with the status Squid answered (503)', async () => {
+  const dialer = createDialer({ resolver: fixedRoutes([proxy(open)]) });
+  const error = await rejection(dialer.dial({ host: RELAY, port: closedPort, caller: 'connector' }));
+  assert.equal(error.errorClass, 'proxy-refused');
+  assert.equal(error.fields.statusCode, 503);
+  assert.equal(error.fields.statusText, 'Service Unavailable');
+  // A proxy that answers stays in rotation.
+  assert.equal(dialer.health.skipped(proxy(open)), false);
+});
+
+test('failover: a dead first proxy, then Squid; the dead one is skipped next time, retried after the skip window', async () => {
+  const clock = { t: 1_000_000 };
+  const routes = [{ kind: 'PROXY', host: '127.0.0.1', port: deadProxyPort } as Route, proxy(open)];
+  const dialer = createDialer({ resolver: fixedRoutes(routes, 'pac'), now: () => clock.t, proxySkipMs: 60_000 });
+
+  const first = await dialer.dial({ host: RELAY, port: relay.port, caller: 'connector' });
+  assert.equal(await pinnedEcho(first.socket, 'one'), 'one');
+  assert.deepEqual(first.traces.map((t) => [t.route, t.outcome, t.errorClass]), [
+    [`PROXY 127.0.0.1:${deadProxyPort}`, 'error', 'connect-refused'],
+    [`PROXY 127.0.0.1:${open.port}`, 'ok', undefined],
+  ]);
+  assert.equal(first.traces[0]?.source, 'pac');
+
+  const second = await dialer.dial({ host: RELAY, port: relay.port, caller: 'connector' });
+  second.socket.destroy();
+  assert.deepEqual(second.traces.map((t) => t.route), [`PROXY 127.0.0.1:${open.port}`]);
+
+  // Another target: the dead proxy is still skipped (it is the proxy that failed, not the target).
+  const other = await dialer.dial({ host: RELAY, port: deniedPort, caller: 'connector' }).catch((e: RoutesExhaustedError) => e);
+  assert.ok(other instanceof RoutesExhaustedError);
+  assert.equal(other.traces[0]?.route, `PROXY 127.0.0.1:${open.port}`);
+  assert.equal(other.errorClass, 'proxy-refused');
+
+  clock.t += 60_001;
+  const third = await dialer.dial({ host: RELAY, port: relay.port, caller: 'connector' });
+  third.socket.destroy();
+  // The last good route goes first; the dead proxy is back in the list (tried after it when needed).
+  assert.deepEqual(third.traces.map((t) => t.route), [`PROXY 127.0.0.1:${open.port}`]);
+  assert.equal(dialer.health.skipped(routes[0] as Route), false);
+});
+
+test('last route that worked goes first: a 407 proxy then an open one', async () => {
+  const dialer = createDialer({ resolver: fixedRoutes([proxy(auth), proxy(open)]) });
+  const first = await dialer.dial({ host: RELAY, port: relay.port, caller: 'connector' });
+  first.socket.destroy();
+  assert.deepEqual(first.traces.map((t) => t.errorClass ?? 'ok'), ['proxy-auth-required', 'ok']);
+  const second = await dialer.dial({ host: RELAY, port: relay.port, caller: 'connector' });
+  second.socket.destroy();
+  assert.deepEqual(second.traces.map((t) => t.route), [`PROXY 127.0.0.1:${open.port}`]);
+});
+
+test('all routes fail: the most relevant error (the proxy that answered) with every attempt', async () => {
+  const dialer = createDialer({ resolver: fixedRoutes([{ kind: 'PROXY', host: '127.0.0.1', port: deadProxyPort }, proxy(auth)]) });
+  const error = await rejection(dialer.dial({ host: RELAY, port: relay.port, caller: 'connector' }));
+  assert.ok(error instanceof RoutesExhaustedError);
+  assert.equal(error.errorClass, 'proxy-auth-required');
+  assert.equal(error.attempts.length, 2);
+  assert.deepEqual(error.traces.map((t) => t.errorClass), ['connect-refused', 'proxy-auth-required']);
+  assert.equal(error.attempts[0]?.fields.phase, 'tcp');
+  assert.equal(error.attempts[0]?.fields.proxy, `http://127.0.0.1:${deadProxyPort}`);
+});

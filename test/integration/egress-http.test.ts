@@ -1,0 +1,128 @@
+// HTTP(S) over the egress dialer through a real Squid: an https request pinned to the relay CA
+// via CONNECT, backend requests in absolute form through the proxy when enabled, DIRECT when not,
+// and a TLS-inspecting Squid surfacing as tls-interception on the request.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import https from 'node:https';
+import { createDialer, fixedRoutes } from '../../src/egress/dial/index.js';
+import { createBackendRequester, createEgressAgent } from '../../src/egress/http.js';
+import { DialError } from '../../src/shared/errors.js';
+import type { Route } from '../../src/egress/types.js';
+import { startSquid, type SquidInstance } from '../harness/squid.js';
+import { createTestCa, type TestCa } from '../harness/tls-server.js';
+
+const RELAY = 'relay.ferry.test';
+const BACKEND = 'app.ferry.test';
+let ca: TestCa;
+let relayServer: https.Server;
+let relayPort: number;
+let backendServer: http.Server;
+let backendPort: number;
+let squid: SquidInstance;
+let bump: SquidInstance;
+
+function listen(server: http.Server | https.Server): Promise<number> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+}
+
+before(async () => {
+  ca = await createTestCa();
+  const leaf = await ca.issue({ commonName: RELAY, dnsNames: [RELAY] });
+  relayServer = https.createServer({ cert: leaf.certPem + ca.certPem, key: leaf.keyPem }, (req, res) => res.end(`relay saw ${req.method} ${req.url}`));
+  relayPort = await listen(relayServer);
+  backendServer = http.createServer((req, res) => res.end(`backend saw ${req.url} host=${req.headers.host} auth=${req.headers['proxy-authorization'] ?? '-'}`));
+  backendPort = await listen(backendServer);
+  const hosts = { [RELAY]: '127.0.0.1', [BACKEND]: '127.0.0.1' };
+  squid = await startSquid({ mode: 'open', hosts });
+  bump = await startSquid({ mode: 'bump', hosts, upstreamCaPem: ca.certPem });
+});
+
+after(async () => {
+  relayServer?.closeAllConnections();
+  backendServer?.closeAllConnections();
+  await Promise.allSettled([squid?.stop(), bump?.stop(), new Promise((r) => relayServer?.close(r)), new Promise((r) => backendServer?.close(r))]);
+});
+
+function fetchText(module: typeof http | typeof https, options: http.RequestOptions): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = module.request(options, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+const viaSquid = (): Route => ({ kind: 'PROXY', host: squid.host, port: squid.port });
+
+test('https.request with the egress agent: CONNECT through Squid, TLS pinned to the relay CA', async () => {
+  const agent = createEgressAgent({ dialer: createDialer({ resolver: fixedRoutes([viaSquid()]) }), caller: 'connector', tls: { caPem: ca.certPem } });
+  const { status, body } = await fetchText(https, { host: RELAY, port: relayPort, path: '/register', method: 'POST', agent });
+  assert.equal(status, 200);
+  assert.equal(body, 'relay saw POST /register');
+  agent.destroy();
+  await squid.waitForAccessLog((line) => line.includes(`CONNECT ${RELAY}:${relayPort}`) && line.includes('TCP_TUNNEL/200'));
+});
+
+test('through a TLS-inspecting Squid the request fails with tls-interception', async () => {
+  const agent = createEgressAgent({
+    dialer: createDialer({ resolver: fixedRoutes([{ kind: 'PROXY', host: bump.host, port: bump.port }]) }),
+    caller: 'connector',
+    tls: { caPem: ca.certPem },
+  });
+  const error = await fetchText(https, { host: RELAY, port: relayPort, path: '/', agent }).then(
+    () => assert.fail('expected tls-interception'),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof DialError);
+  assert.equal(error.errorClass, 'tls-interception');
+  assert.match(error.fields.observedIssuer ?? '', /Corp Inspection CA/);
+  agent.destroy();
+});
+
+test('registration-style request: an intercepting proxy first, then a clean one: the request succeeds via the second', async () => {
+  const agent = createEgressAgent({
+    dialer: createDialer({ resolver: fixedRoutes([{ kind: 'PROXY', host: bump.host, port: bump.port }, viaSquid()]) }),
+    caller: 'connector',
+    tls: { caPem: ca.certPem },
+  });
+  const { body } = await fetchText(https, { host: RELAY, port: relayPort, path: '/renew', method: 'POST', agent });
+  assert.equal(body, 'relay saw POST /renew');
+  agent.destroy();
+});
+
+test('backend requests with useProxy: absolute-form GET through Squid (Basic header when configured)', async () => {
+  const requester = createBackendRequester({ useProxy: true, resolver: fixedRoutes([{ ...viaSquid(), username: 'bob', password: 'pw' } as Route], 'config') });
+  const plan = await requester.plan(new URL(`http://${BACKEND}:${backendPort}/orders?id=7`));
+  assert.equal(plan.via, 'forward-proxy');
+  assert.equal(plan.options.path, `http://${BACKEND}:${backendPort}/orders?id=7`);
+  assert.equal((plan.options.headers as Record<string, string>)['proxy-authorization'], `Basic ${Buffer.from('bob:pw').toString('base64')}`);
+  const { status, body } = await fetchText(http, plan.options);
+  assert.equal(status, 200);
+  // Squid forwards the request to the backend (it does not pass Proxy-Authorization on).
+  assert.equal(body, `backend saw /orders?id=7 host=${BACKEND}:${backendPort} auth=-`);
+  // Squid logs URLs without the query (strip_query_terms).
+  await squid.waitForAccessLog((line) => line.includes(`GET http://${BACKEND}:${backendPort}/orders`) && line.includes('TCP_MISS/200')).catch((e: Error) => assert.fail(`${e.message}: ${squid.accessLog().join('\n')}`));
+});
+
+test('backend requests without useProxy go DIRECT: Squid sees nothing', async () => {
+  const requester = createBackendRequester({ useProxy: false, resolver: fixedRoutes([viaSquid()]) });
+  const plan = await requester.plan(new URL(`http://127.0.0.1:${backendPort}/direct-only`));
+  assert.equal(plan.via, 'direct');
+  const { body } = await fetchText(http, plan.options);
+  assert.match(body, /^backend saw \/direct-only/);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(!squid.accessLog().some((line) => line.includes('direct-only')));
+});
+
+test('https backend with useProxy: CONNECT tunnel through Squid', async () => {
+  const requester = createBackendRequester({ useProxy: true, resolver: fixedRoutes([viaSquid()]), backendCaPem: ca.certPem });
+  const plan = await requester.plan(new URL(`https://${RELAY}:${relayPort}/b`));
+  assert.equal(plan.via, 'tunnel');
+  const { body } = await fetchText(https, plan.options);
+  assert.equal(body, 'relay saw GET /b');
+});
