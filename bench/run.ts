@@ -16,7 +16,7 @@ import {
   type LongPollResult, type Target, type TransferResult, type WrkResult,
 } from './measure.js';
 import {
-  ferryCli, nginxInstalled, NGINX, startConnector, startNginx, startRelay, startSquidIfAvailable, writeBackendFiles,
+  ferryCli, nginxInstalled, NGINX, startConnector, startNginx, startRelay, setFerryNodeArgs, startSquidIfAvailable, writeBackendFiles,
   type FerryDeployment, type NginxHandle,
 } from './stack.js';
 
@@ -121,7 +121,8 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
     const env: NodeJS.ProcessEnv = { FERRY_LOG_LEVEL: 'info' };
     if (options.cpuProf) {
       mkdirSync(options.cpuProf, { recursive: true });
-      env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${options.cpuProf}`;
+      // The profile is written on exit, not when a signal kills the process: SIGTERM exits at once.
+      setFerryNodeArgs(['--cpu-prof', `--cpu-prof-dir=${options.cpuProf}`, '--import', "data:text/javascript,process.once('SIGTERM',()=>process.exit(0))"]);
     }
     log('starting relay and connectors');
     const ferry: FerryDeployment = await startRelay(dir, ['tcp.localhost', 'squid.localhost', 'slow.localhost'], env);

@@ -5,8 +5,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { runFerry } from '../test/harness/ferry-cli.js';
-import { startFerryProcess, type ManagedProcess } from '../test/harness/ferry-stack.js';
+import { FERRY_MAIN, runFerry } from '../test/harness/ferry-cli.js';
+import type { ManagedProcess } from '../test/harness/ferry-stack.js';
 import { freePort, spawnManaged, stopChild, waitFor, waitForPort } from '../test/harness/processes.js';
 import type { ChildProcess } from 'node:child_process';
 
@@ -87,6 +87,22 @@ export function writeBackendFiles(root: string, bulkBytes: number): { small: str
   writeFileSync(path.join(root, 'hello.txt'), 'hello\n');
   execFileSync('truncate', ['-s', String(bulkBytes), path.join(root, 'bulk.bin')]);
   return { small: '/hello.txt', bulk: '/bulk.bin', uploadFile: path.join(root, 'bulk.bin') };
+}
+
+/** Node flags for relay and connector (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+let ferryNodeArgs: string[] = [];
+export function setFerryNodeArgs(args: string[]): void {
+  ferryNodeArgs = args;
+}
+
+/** A relay or connector process of the built CLI; its log (stderr and stdout) is kept in memory. */
+function startFerryProcess(args: string[], env: NodeJS.ProcessEnv): ManagedProcess {
+  const child = spawnManaged(process.execPath, [...ferryNodeArgs, FERRY_MAIN, ...args], { env: { ...process.env, ...env } });
+  let log = '';
+  const keep = (chunk: Buffer) => { log += chunk.toString('utf8'); };
+  child.stderr?.on('data', keep);
+  child.stdout?.on('data', keep);
+  return { child, log: () => log, stop: (graceMs) => stopChild(child, graceMs) };
 }
 
 export interface FerryDeployment {
