@@ -132,8 +132,15 @@ export function rssMb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
+export interface Usage {
+  cpuSeconds: number;
+  /** % of one core over the phase. */
+  cpuPercent: number;
+  peakRssMb: number;
+}
+
 /** Samples CPU and peak RSS of some processes while `work` runs. CPU is in % of one core. */
-export async function withUsage<T>(pids: Record<string, number>, work: () => Promise<T>): Promise<{ result: T; usage: Record<string, { cpuPercent: number; peakRssMb: number }> }> {
+export async function withUsage<T>(pids: Record<string, number>, work: () => Promise<T>): Promise<{ result: T; usage: Record<string, Usage> }> {
   const start = performance.now();
   const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
   const peak = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, rssMb(pid)]));
@@ -143,9 +150,10 @@ export async function withUsage<T>(pids: Record<string, number>, work: () => Pro
   try {
     const result = await work();
     const seconds = (performance.now() - start) / 1000;
-    const usage: Record<string, { cpuPercent: number; peakRssMb: number }> = {};
+    const usage: Record<string, Usage> = {};
     for (const [k, pid] of Object.entries(pids)) {
-      usage[k] = { cpuPercent: Math.round(((cpuSeconds(pid) - cpu0[k]) / seconds) * 100), peakRssMb: Math.round(peak[k] * 10) / 10 };
+      const used = cpuSeconds(pid) - cpu0[k];
+      usage[k] = { cpuSeconds: round1(used * 100) / 100, cpuPercent: Math.round((used / seconds) * 100), peakRssMb: round1(peak[k]) };
     }
     return { result, usage };
   } finally {

@@ -13,7 +13,7 @@ import { startSampleBackend, type SampleBackend } from '../src/demo/sample-backe
 import { benchPac } from './pac.js';
 import {
   connectionsOf, curlDownload, curlTtfb, curlUpload, establishedTo, longPolls, round1, withUsage, writeWrkScript, wrkGet,
-  type LongPollResult, type Target, type TransferResult, type WrkResult,
+  type LongPollResult, type Target, type TransferResult, type Usage, type WrkResult,
 } from './measure.js';
 import {
   ferryCli, nginxInstalled, NGINX, startConnector, startNginx, startRelay, setFerryNodeArgs, startSquidIfAvailable, writeBackendFiles,
@@ -30,6 +30,8 @@ interface Plan {
   pacMs: number;
 }
 
+const SQUID_RELAY_NAME = 'relay.ferry.test';
+
 const FULL: Plan = { wrkSeconds: 8, bulkBytes: 100 * 2 ** 20, ttfbSamples: 21, longPolls: 10_000, longPollSessions: 10, holdMs: 8000, pacMs: 1000 };
 const QUICK: Plan = { wrkSeconds: 1, bulkBytes: 8 * 2 ** 20, ttfbSamples: 3, longPolls: 300, longPollSessions: 2, holdMs: 1500, pacMs: 200 };
 
@@ -44,7 +46,11 @@ export interface TargetResult {
   upload?: TransferResult;
   ttfbMs?: number;
   /** Ferry only: CPU (% of one core) and peak RSS (MB) of relay and connector per phase. */
-  usage?: Record<string, Record<string, { cpuPercent: number; peakRssMb: number }>>;
+  usage?: Record<string, Record<string, Usage>>;
+  /** Ferry only: relay and connector CPU time per small GET at c=64 (independent of CPU contention). */
+  cpuMsPerRequest?: { relay: number; connector: number };
+  /** 1-minute load average before measuring (other work on the machine skews every figure). */
+  loadAverage: number;
   errors: string[];
 }
 
@@ -125,7 +131,7 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
       setFerryNodeArgs(['--cpu-prof', `--cpu-prof-dir=${options.cpuProf}`, '--import', "data:text/javascript,process.once('SIGTERM',()=>process.exit(0))"]);
     }
     log('starting relay and connectors');
-    const ferry: FerryDeployment = await startRelay(dir, ['tcp.localhost', 'squid.localhost', 'slow.localhost'], env);
+    const ferry: FerryDeployment = await startRelay(dir, ['tcp.localhost', 'squid.localhost', 'slow.localhost', SQUID_RELAY_NAME], env);
     stops.push(() => ferry.stop());
     const userPort = ferry.ports.user;
     await ferryCli(ferry, ['relay', 'app', 'add', 'tcp', '--external', `https://tcp.localhost:${userPort}`, '--internal', backendUrl, '--group', 'tcp']);
@@ -136,12 +142,14 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
     // https transport through Squid: only when the harness exists and the tunnel really crosses Squid.
     let squidConnector: typeof tcpConnector | undefined;
     let squidReason: string | undefined;
-    const squidStart = await startSquidIfAvailable();
+    // The connector names the relay relay.ferry.test (only Squid's hosts file knows it): loopback
+    // names are never proxied (as in .NET), so `localhost` would bypass Squid.
+    const squidStart = await startSquidIfAvailable({ [SQUID_RELAY_NAME]: '127.0.0.1' });
     if (squidStart.squid) {
       const squid = squidStart.squid;
       stops.push(() => squid.stop());
       try {
-        squidConnector = await startConnector(ferry, dir, 'conn-squid', 'squid', { transport: 'https', proxy: { address: `http://127.0.0.1:${squid.port}` } }, env);
+        squidConnector = await startConnector(ferry, dir, 'conn-squid', 'squid', { transport: 'https', relayHost: SQUID_RELAY_NAME, proxy: { address: `http://127.0.0.1:${squid.port}` } }, env);
         if (await connectionsOf(squidConnector.child.pid!, squid.port) === 0) {
           squidReason = 'the https-transport connector did not go through Squid (its dialer connected directly)';
           await squidConnector.stop(2000);
@@ -165,11 +173,11 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
         ? { target: { name: 'ferry-https-squid', label: 'Ferry https via Squid, users over TLS', baseUrl: `https://127.0.0.1:${userPort}`, host: `squid.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: squidConnector.child.pid! } }
         : { target: { name: 'ferry-https-squid', label: 'Ferry https via Squid, users over TLS', baseUrl: '', paths }, reason: squidReason ?? 'not available' },
     ];
-    if (!proxy) report.targets.push({ name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', available: false, reason: 'nginx is not installed', errors: [] });
+    if (!proxy) report.targets.push({ name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', available: false, reason: 'nginx is not installed', errors: [], loadAverage: 0 });
 
     for (const { target, pids, reason } of targets) {
       if (reason) {
-        report.targets.push({ name: target.name, label: target.label, available: false, reason, errors: [] });
+        report.targets.push({ name: target.name, label: target.label, available: false, reason, errors: [], loadAverage: round1(os.loadavg()[0]) });
         continue;
       }
       log(`measuring ${target.label}`);
@@ -194,7 +202,7 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
 }
 
 async function measureTarget(target: Target, plan: Plan, script: string, uploadFile: string, pids?: Record<string, number>): Promise<TargetResult> {
-  const result: TargetResult = { name: target.name, label: target.label, available: true, errors: [], usage: pids ? {} : undefined };
+  const result: TargetResult = { name: target.name, label: target.label, available: true, errors: [], usage: pids ? {} : undefined, loadAverage: round1(os.loadavg()[0]) };
   const phase = async <T>(name: string, work: () => Promise<T>): Promise<T | undefined> => {
     try {
       if (!pids) return await work();
@@ -210,6 +218,11 @@ async function measureTarget(target: Target, plan: Plan, script: string, uploadF
   await wrkGet(target, script, 8, 1).catch(() => undefined);
   result.c1 = await phase('c1', () => wrkGet(target, script, 1, plan.wrkSeconds));
   result.c64 = await phase('c64', () => wrkGet(target, script, 64, plan.wrkSeconds));
+  const c64Usage = result.usage?.c64;
+  if (c64Usage && result.c64?.requests) {
+    const perRequest = (u: Usage | undefined) => (u ? Math.round((u.cpuSeconds * 1e6) / result.c64!.requests) / 1000 : Number.NaN);
+    result.cpuMsPerRequest = { relay: perRequest(c64Usage.relay), connector: perRequest(c64Usage.connector) };
+  }
   for (const key of ['c1', 'c64'] as const) {
     if (result[key]?.errors) result.errors.push(`${key}: ${result[key]!.errors} failed requests (wrk)`);
   }
@@ -242,12 +255,12 @@ export function markdownTable(report: BenchReport): string {
   const lines = [
     `Direct = ${report.direct}. ${report.machine.cpus} CPU (${report.machine.cpuModel}), Node ${report.machine.node}${report.machine.nginx ? `, ${report.machine.nginx}` : ''}${report.quick ? ' — QUICK run, figures not meaningful' : ''}.`,
     '',
-    '| path | GET/s c=1 | p50 c=1 ms | GET/s c=64 | p50 / p99 c=64 ms | download MB/s | upload MB/s | TTFB fresh conn ms | relay / connector CPU % (c=64) | relay / connector peak RSS MB |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| path | GET/s c=1 | p50 c=1 ms | GET/s c=64 | p50 / p99 c=64 ms | download MB/s | upload MB/s | TTFB fresh conn ms | relay / connector CPU % (c=64) | relay / connector CPU ms per GET | relay / connector peak RSS MB | load avg |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const t of report.targets) {
     if (!t.available) {
-      lines.push(`| ${t.label} | not available: ${t.reason ?? ''} ||||||||| `);
+      lines.push(`| ${t.label} | not available: ${t.reason ?? ''} |||||||||| |`);
       continue;
     }
     const usage = t.usage?.c64;
@@ -255,7 +268,8 @@ export function markdownTable(report: BenchReport): string {
     lines.push(`| ${t.label} | ${fmt(t.c1?.requestsPerSec)}${ratio(t.c1?.requestsPerSec, direct?.c1?.requestsPerSec)} | ${fmt(t.c1?.p50Ms, 2)}${ratio(t.c1?.p50Ms, direct?.c1?.p50Ms)} | `
       + `${fmt(t.c64?.requestsPerSec)}${ratio(t.c64?.requestsPerSec, direct?.c64?.requestsPerSec)} | ${fmt(t.c64?.p50Ms, 2)} / ${fmt(t.c64?.p99Ms, 2)} | `
       + `${fmt(t.download?.mbPerSec)}${ratio(t.download?.mbPerSec, direct?.download?.mbPerSec)} | ${fmt(t.upload?.mbPerSec)}${ratio(t.upload?.mbPerSec, direct?.upload?.mbPerSec)} | `
-      + `${fmt(t.ttfbMs, 2)}${ratio(t.ttfbMs, direct?.ttfbMs)} | ${usage ? `${usage.relay?.cpuPercent} / ${usage.connector?.cpuPercent}` : ''} | ${peak ? `${peak.relay} / ${peak.connector}` : ''} |`);
+      + `${fmt(t.ttfbMs, 2)}${ratio(t.ttfbMs, direct?.ttfbMs)} | ${usage ? `${usage.relay?.cpuPercent} / ${usage.connector?.cpuPercent}` : ''} | `
+      + `${t.cpuMsPerRequest ? `${t.cpuMsPerRequest.relay.toFixed(3)} / ${t.cpuMsPerRequest.connector.toFixed(3)}` : ''} | ${peak ? `${peak.relay} / ${peak.connector}` : ''} | ${t.loadAverage} |`);
   }
   const errors = report.targets.flatMap((t) => t.errors.map((e) => `- ${t.label}: ${e}`));
   if (errors.length) lines.push('', 'Errors:', ...errors);

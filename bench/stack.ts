@@ -173,13 +173,13 @@ interface SquidLike {
 }
 
 /** Starts an open Squid through the dial branch's harness, or says why it cannot. */
-export async function startSquidIfAvailable(): Promise<{ squid?: SquidLike; reason?: string }> {
+export async function startSquidIfAvailable(hosts: Record<string, string>): Promise<{ squid?: SquidLike; reason?: string }> {
   if (!existsSync('/usr/sbin/squid')) return { reason: 'squid is not installed' };
   const harness = new URL('../test/harness/squid.js', import.meta.url);
   if (!existsSync(harness)) return { reason: 'the Squid harness (test/harness/squid.ts, branch dial) is not in this tree' };
   try {
-    const module = await import(harness.href) as { startSquid(options: { mode: 'open' }): Promise<SquidLike> };
-    return { squid: await module.startSquid({ mode: 'open' }) };
+    const module = await import(harness.href) as { startSquid(options: { mode: 'open'; hosts: Record<string, string> }): Promise<SquidLike> };
+    return { squid: await module.startSquid({ mode: 'open', hosts }) };
   } catch (error) {
     return { reason: `Squid did not start: ${(error as Error).message}` };
   }
