@@ -165,6 +165,8 @@ export interface LongPollResult {
   requested: number;
   /** Streams that failed or were answered before we closed them (a long-poll should still be open). */
   errors: number;
+  /** What the failed ones got: `status 502 reset`, `error ERR_HTTP2_STREAM_ERROR`… with counts. */
+  errorKinds: Record<string, number>;
   connectorRssBeforeMb: number;
   connectorRssPeakMb: number;
   connectorRssGrowthMb: number;
@@ -194,12 +196,18 @@ export async function longPolls(options: {
     s.once('error', reject);
   })));
   let errors = 0;
+  const errorKinds: Record<string, number> = {};
+  const fail = (kind: string) => {
+    if (closing) return;
+    errors++;
+    errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+  };
   let closing = false;
   const streams: http2.ClientHttp2Stream[] = [];
   for (let i = 0; i < options.count; i++) {
     const stream = sessions[i % sessions.length].request({ ':path': options.requestPath, ':authority': options.authority });
-    stream.on('response', () => { if (!closing) errors++; });
-    stream.on('error', () => { if (!closing) errors++; });
+    stream.on('response', (headers) => fail(`status ${headers[':status']}`));
+    stream.on('error', (error: NodeJS.ErrnoException) => fail(`error ${error.code ?? error.message}`));
     stream.resume();
     streams.push(stream);
     // Yield now and then so the writes go out while we create the rest.
@@ -221,6 +229,7 @@ export async function longPolls(options: {
   return {
     requested: options.count,
     errors,
+    errorKinds,
     connectorRssBeforeMb: round1(before.connector),
     connectorRssPeakMb: round1(peakConnector),
     connectorRssGrowthMb: round1(peakConnector - before.connector),

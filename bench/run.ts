@@ -277,7 +277,7 @@ export function markdownTable(report: BenchReport): string {
     const lp = report.longPolls;
     lines.push('', `Long-polls: ${lp.requested} concurrent open requests through one connector (${lp.backend}), held ${lp.holdSeconds} s: `
       + `connector RSS ${lp.connectorRssBeforeMb} → ${lp.connectorRssPeakMb} MB (+${lp.connectorRssGrowthMb} MB), relay +${lp.relayRssGrowthMb} MB, `
-      + `${lp.errors} errors, ${lp.backendConnections} backend connections open at once.`);
+      + `${lp.errors} errors${lp.errors ? ` (${Object.entries(lp.errorKinds).map(([k, n]) => `${n}× ${k}`).join(', ')})` : ''}, ${lp.backendConnections} backend connections open at once.`);
   }
   if (report.pac) lines.push('', `PAC decisions per second: cached ${report.pac.cachedPerSec}, uncached ${report.pac.uncachedPerSec}.`);
   for (const note of report.notes) lines.push('', note);
