@@ -171,17 +171,17 @@ export interface LongPollResult {
   connectorRssPeakMb: number;
   connectorRssGrowthMb: number;
   relayRssGrowthMb: number;
-  /** Requests that reached the backend while all were open (the connector's backend pool may queue). */
+  /** Most requests open at the backend at once (the hold ends 1 s after all of them arrived). */
   backendConnections: number;
   holdSeconds: number;
 }
 
 /**
  * Opens `count` long-polls (`/slow?ms=` longer than the hold) over a few HTTP/2 connections to the
- * relay, holds them, samples RSS, then cancels them all.
+ * relay, holds them until all reached the backend, samples RSS, then cancels them all.
  */
 export async function longPolls(options: {
-  url: string; authority: string; servername: string; requestPath: string; count: number; sessions: number; holdMs: number;
+  url: string; authority: string; servername: string; requestPath: string; count: number; sessions: number; maxHoldMs: number;
   connectorPid: number; relayPid: number; backendConnections(): Promise<number>;
 }): Promise<LongPollResult> {
   const before = { connector: rssMb(options.connectorPid), relay: rssMb(options.relayPid) };
@@ -213,16 +213,20 @@ export async function longPolls(options: {
     // Yield now and then so the writes go out while we create the rest.
     if (i % 500 === 499) await new Promise((r) => setImmediate(r));
   }
+  // Hold until every request reached the backend (or maxHoldMs), then 1 s more at the plateau.
   const started = Date.now();
   let peakConnector = rssMb(options.connectorPid);
   let peakRelay = rssMb(options.relayPid);
   let backendConnections = 0;
-  while (Date.now() - started < options.holdMs) {
+  let allOpenAt: number | undefined;
+  while (Date.now() - started < options.maxHoldMs && (allOpenAt === undefined || Date.now() - allOpenAt < 1000)) {
     await new Promise((r) => setTimeout(r, 250));
     peakConnector = Math.max(peakConnector, rssMb(options.connectorPid));
     peakRelay = Math.max(peakRelay, rssMb(options.relayPid));
     backendConnections = Math.max(backendConnections, await options.backendConnections());
+    if (allOpenAt === undefined && backendConnections >= options.count) allOpenAt = Date.now();
   }
+  const holdMs = Date.now() - started;
   closing = true;
   for (const stream of streams) stream.close(http2.constants.NGHTTP2_CANCEL);
   for (const session of sessions) session.destroy();
@@ -235,7 +239,7 @@ export async function longPolls(options: {
     connectorRssGrowthMb: round1(peakConnector - before.connector),
     relayRssGrowthMb: round1(peakRelay - before.relay),
     backendConnections,
-    holdSeconds: options.holdMs / 1000,
+    holdSeconds: round1(holdMs / 1000),
   };
 }
 

@@ -32,8 +32,8 @@ interface Plan {
 
 const SQUID_RELAY_NAME = 'relay.ferry.test';
 
-const FULL: Plan = { wrkSeconds: 8, bulkBytes: 100 * 2 ** 20, ttfbSamples: 21, longPolls: 10_000, longPollSessions: 10, holdMs: 8000, pacMs: 1000 };
-const QUICK: Plan = { wrkSeconds: 1, bulkBytes: 8 * 2 ** 20, ttfbSamples: 3, longPolls: 300, longPollSessions: 2, holdMs: 1500, pacMs: 200 };
+const FULL: Plan = { wrkSeconds: 8, bulkBytes: 100 * 2 ** 20, ttfbSamples: 21, longPolls: 10_000, longPollSessions: 10, holdMs: 30_000, pacMs: 1000 };
+const QUICK: Plan = { wrkSeconds: 1, bulkBytes: 8 * 2 ** 20, ttfbSamples: 3, longPolls: 300, longPollSessions: 2, holdMs: 3000, pacMs: 200 };
 
 export interface TargetResult {
   name: string;
@@ -187,7 +187,7 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
     log(`holding ${plan.longPolls} long-polls through one connector`);
     const longPoll = await longPolls({
       url: `https://127.0.0.1:${userPort}`, authority: `slow.localhost:${userPort}`, servername: 'slow.localhost',
-      requestPath: `/slow?ms=${plan.holdMs + 60_000}`, count: plan.longPolls, sessions: plan.longPollSessions, holdMs: plan.holdMs,
+      requestPath: `/slow?ms=${plan.holdMs + 60_000}`, count: plan.longPolls, sessions: plan.longPollSessions, maxHoldMs: plan.holdMs,
       connectorPid: tcpConnector.child.pid!, relayPid, backendConnections: () => establishedTo(sample.port),
     });
     report.longPolls = { ...longPoll, backend: 'Node sample backend /slow (in the bench process)' };
