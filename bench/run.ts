@@ -9,14 +9,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { startSampleBackend, type SampleBackend } from '../src/demo/sample-backend.js';
 import { benchPac } from './pac.js';
 import {
   connectionsOf, curlDownload, curlTtfb, curlUpload, establishedTo, longPolls, round1, withUsage, writeWrkScript, wrkGet,
   type LongPollResult, type Target, type TransferResult, type Usage, type WrkResult,
 } from './measure.js';
 import {
-  ferryCli, nginxInstalled, NGINX, startConnector, startNginx, startRelay, setFerryNodeArgs, startSquidIfAvailable, writeBackendFiles,
+  ferryCli, nginxInstalled, NGINX, startConnector, startNginx, startRelay, setFerryNodeArgs, startSampleBackendProcess, startSquidIfAvailable, writeBackendFiles,
   type FerryDeployment, type NginxHandle,
 } from './stack.js';
 
@@ -103,8 +102,8 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
   };
   try {
     const files = writeBackendFiles(path.join(dir, 'www'), plan.bulkBytes);
-    const sample: SampleBackend = await startSampleBackend(0, '127.0.0.1');
-    stops.push(() => sample.close());
+    const sample = await startSampleBackendProcess();
+    stops.push(() => sample.stop());
 
     let backendUrl: string;
     let paths: Target['paths'];
@@ -190,7 +189,7 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
       requestPath: `/slow?ms=${plan.holdMs + 60_000}`, count: plan.longPolls, sessions: plan.longPollSessions, maxHoldMs: plan.holdMs,
       connectorPid: tcpConnector.child.pid!, relayPid, backendConnections: () => establishedTo(sample.port),
     });
-    report.longPolls = { ...longPoll, backend: 'Node sample backend /slow (in the bench process)' };
+    report.longPolls = { ...longPoll, backend: 'Node sample backend /slow, its own process' };
 
     log('PAC decisions per second');
     report.pac = await benchPac({ durationMs: plan.pacMs });

@@ -105,6 +105,18 @@ function startFerryProcess(args: string[], env: NodeJS.ProcessEnv): ManagedProce
   return { child, log: () => log, stop: (graceMs) => stopChild(child, graceMs) };
 }
 
+/**
+ * The Node sample backend in its own process (its /slow long-polls), so the bench process holding
+ * 10,000 client streams does not also serve them.
+ */
+export async function startSampleBackendProcess(): Promise<{ port: number; url: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const module = new URL('../src/demo/sample-backend.js', import.meta.url).href;
+  const child = spawnManaged(process.execPath, ['--input-type=module', '-e', `(await import(${JSON.stringify(module)})).startSampleBackend(${port}, '127.0.0.1')`]);
+  await waitForPort(port, '127.0.0.1', 10_000, () => child.exitCode === null);
+  return { port, url: `http://127.0.0.1:${port}`, stop: () => stopChild(child, 2000) };
+}
+
 export interface FerryDeployment {
   relay: ManagedProcess;
   configFile: string;
