@@ -7,10 +7,15 @@ import { registerConnectorCommands } from './connector.js';
 import { registerDemoCommand } from './demo.js';
 import { registerProxyCommands } from './proxy.js';
 import { registerPacCommands } from './pac.js';
+import { registerDoctorCommand } from './doctor.js';
+import { registerReleaseCommands } from './release.js';
+import { registerUpdaterCommands } from './updater.js';
 
 const program = new Command('ferry')
   .description('Ferry: publish private web apps through an outbound-only connector that works with corporate proxies')
   .version('0.1.0')
+  // Root options only before the subcommand, so `ferry release publish --version 1.2.0` reaches publish.
+  .enablePositionalOptions()
   .showHelpAfterError()
   .exitOverride((err) => {
     // commander's own usage errors (unknown option, missing argument) are exit code 2 by contract.
@@ -24,5 +29,8 @@ registerConnectorCommands(program);
 registerDemoCommand(program);
 registerProxyCommands(program);
 registerPacCommands(program);
+registerDoctorCommand(program);
+registerReleaseCommands(program);
+registerUpdaterCommands(program);
 
 await program.parseAsync(process.argv);

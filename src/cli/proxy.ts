@@ -7,6 +7,7 @@ import type { Caller, RouteDecision } from '../egress/types.js';
 import { redact } from '../shared/redact.js';
 import { UsageError } from '../shared/errors.js';
 import { runAction } from './run-action.js';
+import { registerProxyRulesCommand } from './proxy-rules.js';
 
 interface ShowOptions {
   for: string;
@@ -66,6 +67,7 @@ export function registerProxyCommands(program: Command): void {
       }
       return 0;
     }));
+  registerProxyRulesCommand(proxy);
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -67,7 +67,8 @@ export interface ProxySettingsLayer {
   /** Ferry extra (YAML only): proxy credentials, password read from a file by the dialer. */
   credentials?: { username: string; passwordFile: string };
   /** Ferry extra (YAML only): WPAD discovery settings. */
-  wpad?: { domainSuffix?: string; dnsServers?: string[] };
+  /** `port`: where wpad.dat is served (default 80; for test networks). */
+  wpad?: { domainSuffix?: string; dnsServers?: string[]; port?: number };
   /** File line of every setting that was written. */
   origins: Partial<Record<ProxySettingName, SettingOrigin>>;
 }

@@ -10,11 +10,13 @@ import type { ConnectorEgress } from './egress.js';
 import type { ConnectorConfig } from './config.js';
 import { loadConnectorState, type ConnectorState } from './state.js';
 import { Supervisor, type SupervisorOptions } from './supervisor.js';
+import { scheduleRenewal } from './renewal.js';
 
 
 export class Connector {
-  readonly state: ConnectorState;
+  private state: ConnectorState;
   private supervisor: Supervisor | undefined;
+  private stopRenewal: (() => void) | undefined;
 
   constructor(private readonly config: ConnectorConfig, private readonly logger: Logger, private readonly egress: ConnectorEgress) {
     this.state = loadConnectorState(config.stateDir);
@@ -38,10 +40,17 @@ export class Connector {
     });
     logger.info({ connectorId: this.state.connectorId, group: this.state.group, tunnels: config.tunnels, transport: config.transport }, 'connector starting');
     this.supervisor.start();
+    const supervisor = this.supervisor;
+    this.stopRenewal = scheduleRenewal({
+      getState: () => this.state,
+      setState: (state) => { this.state = state; supervisor.updateState(state); },
+      stateDir: config.stateDir, dialer: egress.routed, logger,
+    });
     return this.supervisor;
   }
 
   stop(): void {
+    this.stopRenewal?.();
     this.supervisor?.stop();
     this.egress.close();
   }

@@ -4,19 +4,9 @@ import { createKeyAndCsr } from '../shared/pki.js';
 import { decodeToken } from '../shared/token.js';
 import { FerryError } from '../shared/errors.js';
 import type { Dialer } from '../egress/types.js';
+import type { RegistrationResponse } from '../shared/wire.js';
 import { fetchPinnedRelayCa, relayCall } from './relay-client.js';
 import { saveConnectorState, type ConnectorState } from './state.js';
-
-export interface RegistrationAnswer {
-  connectorId: string;
-  name: string;
-  group: string;
-  certPem: string;
-  caPem: string;
-  tunnelAddresses: string[];
-  publicAddresses: string[];
-  registrationUrl: string;
-}
 
 export async function registerConnector(options: { token: string; name: string; stateDir: string; dialer: Dialer; relayHost?: string }): Promise<ConnectorState> {
   const token = decodeToken(options.token);
@@ -26,7 +16,7 @@ export async function registerConnector(options: { token: string; name: string; 
   const caPem = await fetchPinnedRelayCa(options.dialer, relayUrl, token.caFingerprint);
 
   const { keyPem, csrPem } = await createKeyAndCsr(options.name);
-  const answer = await relayCall<RegistrationAnswer | { error: { code: string; message: string } }>(options.dialer, new URL('/v1/register', relayUrl), {
+  const answer = await relayCall<RegistrationResponse | { error: { code: string; message: string } }>(options.dialer, new URL('/v1/register', relayUrl), {
     method: 'POST', body: { secret: token.secret, csrPem, name: options.name }, tls: { caPem },
   });
   if (answer.status !== 200 || !('certPem' in answer.body)) {

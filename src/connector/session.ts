@@ -3,6 +3,7 @@
 // It never retries; it resolves once the tunnel is over and says how it went, so the supervisor
 // alone decides whether and when to try again.
 import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type tls from 'node:tls';
 import { DialError, FerryError } from '../shared/errors.js';
@@ -11,7 +12,21 @@ import type { Logger } from '../shared/log.js';
 import type { EgressDialer } from '../egress/dial/index.js';
 import type { ConnectorState } from './state.js';
 
-export const CONNECTOR_VERSION = process.env.FERRY_CONNECTOR_VERSION ?? '0.1.0';
+/**
+ * The version this connector reports in its hello: FERRY_CONNECTOR_VERSION, else the version in the
+ * package.json of the install root this code runs from (dist/src/connector → ../../..), which is
+ * what the updater installs into versions/<version>/ and waits to see reported.
+ */
+export const CONNECTOR_VERSION = process.env.FERRY_CONNECTOR_VERSION ?? packageVersion() ?? '0.1.0';
+
+function packageVersion(): string | undefined {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface SessionTarget {
   /** host:port to dial. */

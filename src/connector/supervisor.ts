@@ -39,8 +39,16 @@ export class Supervisor {
   private fatal: Error | undefined;
   private httpsSince: number | undefined;
   private turn = 0;
+  private state: ConnectorState;
 
-  constructor(private readonly options: SupervisorOptions) {}
+  constructor(private readonly options: SupervisorOptions) {
+    this.state = options.state;
+  }
+
+  /** A renewed certificate: tunnels opened from now on use it. */
+  updateState(state: ConnectorState): void {
+    this.state = state;
+  }
 
   start(): void {
     for (let slot = 0; slot < this.options.tunnels; slot++) this.slots.push(this.runSlot(slot));
@@ -65,6 +73,7 @@ export class Supervisor {
       const outcome = await serveTunnelOnce({
         ...options,
         dialer: options.dialers[target.transport],
+        state: this.state,
         target,
         signal: this.abort.signal,
         onUp: () => {
@@ -94,7 +103,8 @@ export class Supervisor {
 
   /** Picks the relay address and transport for the next attempt (rotating across addresses). */
   private nextTarget(): SessionTarget {
-    const { state, relayHost } = this.options;
+    const { relayHost } = this.options;
+    const { state } = this;
     const useHttps = this.options.transport === 'https' || (this.options.transport === 'auto' && this.httpsSince !== undefined
       && Date.now() - this.httpsSince < (this.options.directRetryMs ?? 300_000));
     const list = useHttps ? state.publicAddresses : state.tunnelAddresses;

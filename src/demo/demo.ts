@@ -1,7 +1,7 @@
 // `ferry demo`: relay + connector + the sample app on loopback, in a temporary state folder, with
 // the app published at https://demo.localhost:PORT/ (*.localhost resolves to loopback). Everything
 // is real: the relay's own CA, a one-time token, mTLS, the reverse HTTP/2 tunnel.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,7 +41,8 @@ export interface RunningDemo extends DemoInfo {
 }
 
 export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
-  const stateDir = options.stateDir ?? mkdtempSync(path.join(os.tmpdir(), 'ferry-demo-'));
+  const stateDir = options.stateDir ? path.resolve(options.stateDir) : mkdtempSync(path.join(os.tmpdir(), 'ferry-demo-'));
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const backend = await startSampleBackend();
   const [user, tunnel, registration] = await freePorts(3);
   const relayHost = options.relayHost ?? 'localhost';
@@ -78,6 +79,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   } finally {
     admin.close();
   }
+  relay.refresh(); // see the app now rather than at the next poll
 
   const connector = new Connector(connectorConfig, connectorLogger, egress);
   await new Promise<void>((resolve, reject) => {

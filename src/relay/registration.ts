@@ -3,25 +3,15 @@
 // token and a CSR for a client certificate, and renews certificates over mTLS.
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { certificateInfo, pemChain, signCsr } from '../shared/pki.js';
 import { hashSecret } from '../shared/token.js';
 import type { Logger } from '../shared/log.js';
+import type { RegistrationResponse } from '../shared/wire.js';
 import type { RelayIdentity } from './identity.js';
 import type { RelayStore } from './store.js';
-
-export interface RegistrationResponse {
-  connectorId: string;
-  name: string;
-  group: string;
-  certPem: string;
-  caPem: string;
-  tunnelAddresses: string[];
-  publicAddresses: string[];
-  registrationUrl: string;
-}
+import { authenticatedConnector, readJson, refuseCertificate, reply } from './api-http.js';
 
 const RegisterBody = z.object({ secret: z.string().min(8), csrPem: z.string().min(50), name: z.string().min(1).max(200) });
 const RenewBody = z.object({ csrPem: z.string().min(50) });
@@ -32,6 +22,8 @@ export interface RegistrationOptions {
   logger: Logger;
   advertise: { tunnel: string[]; public: string[]; registrationUrl: string };
   connectorCertDays: number;
+  /** Release, update go-ahead and self-status endpoints (releases.ts); returns false for other paths. */
+  releases?: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
 }
 
 export function createRegistrationServer(options: RegistrationOptions): https.Server {
@@ -87,12 +79,8 @@ export function createRegistrationServer(options: RegistrationOptions): https.Se
       return reply(res, 200, response);
     }
     if (req.method === 'POST' && url.pathname === '/v1/renew') {
-      const socket = req.socket as TLSSocket;
-      const fingerprint = (socket.getPeerCertificate()?.fingerprint256 ?? '').replace(/:/g, '').toLowerCase();
-      const connector = socket.authorized && fingerprint ? store.findConnectorByFingerprint(fingerprint) : undefined;
-      if (!connector || connector.revokedAt) {
-        return reply(res, 403, { error: { code: 'relay-rejected', message: 'this connector is not registered (or was removed); re-register it with a new token' } });
-      }
+      const connector = authenticatedConnector(store, req);
+      if (!connector) return refuseCertificate(res);
       const body = RenewBody.safeParse(await readJson(req));
       if (!body.success) return reply(res, 400, { error: { code: 'bad-request', message: 'expected {csrPem}' } });
       const certPem = await signCsr(identity.ca, body.data.csrPem, { commonName: connector.id, validityDays: options.connectorCertDays });
@@ -101,27 +89,7 @@ export function createRegistrationServer(options: RegistrationOptions): https.Se
       logger.info({ connectorId: connector.id }, 'connector certificate renewed');
       return reply(res, 200, { certPem });
     }
+    if (options.releases && await options.releases(req, res, url)) return;
     reply(res, 404, { error: { code: 'not-found', message: `no such endpoint: ${req.method} ${url.pathname}` } });
   }
-}
-
-async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise<unknown> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
-function reply(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
 }

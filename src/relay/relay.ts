@@ -21,6 +21,7 @@ import { TunnelRegistry } from './tunnel-registry.js';
 import { acceptTunnel } from './tunnel-acceptor.js';
 import { forwardRequest, forwardUpgrade, type ForwardContext, type PublishedApp } from './forward.js';
 import { createRegistrationServer } from './registration.js';
+import { createReleaseEndpoints } from './releases.js';
 import { parseClientHello } from './client-hello.js';
 
 export interface RelayPorts {
@@ -96,6 +97,7 @@ export class Relay {
 
     const registrationServer = createRegistrationServer({
       identity: this.identity, store: this.store, logger, advertise: config.advertise, connectorCertDays: config.connectorCertDays,
+      releases: createReleaseEndpoints({ store: this.store, logger, liveTunnels: (id) => this.tunnels.ofConnector(id).length }),
     });
 
     // The public port serves users and, for connectors whose proxy allows only 443, tunnels too.
@@ -138,7 +140,7 @@ export class Relay {
   }
 
   /** Reloads apps and closes tunnels of revoked connectors when the database changed. */
-  private refresh(): void {
+  refresh(): void {
     const version = this.store.dataVersion();
     if (version === this.dataVersion) return;
     this.dataVersion = version;

@@ -61,7 +61,7 @@ describe('RelayStore', () => {
     try {
       assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
       const versions = raw.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[];
-      assert.deepEqual(versions.map((row) => row.version), [1]);
+      assert.deepEqual(versions.map((row) => row.version), [1, 2]);
       assert.equal((raw.prepare('SELECT COUNT(*) AS n FROM registration_tokens').get() as { n: number }).n, 1);
     } finally {
       raw.close();

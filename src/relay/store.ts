@@ -90,6 +90,28 @@ const MIGRATIONS: readonly string[] = [
     created_at    TEXT NOT NULL
   );
   `,
+  // 2: signed connector releases and the per-group update go-ahead (src/relay/releases.ts).
+  `
+  CREATE TABLE releases (
+    channel       TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    file_name     TEXT NOT NULL,
+    blob_path     TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    sha256        TEXT NOT NULL,
+    signature     TEXT NOT NULL,
+    key_id        TEXT NOT NULL,
+    published_at  TEXT NOT NULL,
+    PRIMARY KEY (channel, version)
+  );
+  CREATE TABLE update_leases (
+    group_name     TEXT PRIMARY KEY REFERENCES connector_groups(name),
+    connector_id   TEXT NOT NULL,
+    target_version TEXT NOT NULL,
+    acquired_at    TEXT NOT NULL,
+    expires_at     TEXT NOT NULL
+  );
+  `,
 ];
 
 interface ConnectorDbRow {
@@ -155,6 +177,11 @@ export class RelayStore {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  /** The connection itself, for feature stores that keep their own tables in this file (releases.ts). */
+  get database(): Database.Database {
+    return this.db;
   }
 
   /** Changes whenever ANOTHER connection (e.g. a CLI command) commits; poll it to know when to reload. */

@@ -42,7 +42,7 @@ export interface FerryErrorOptions {
   permanent?: boolean;
 }
 
-/** Base of every error Ferry raises on purpose. `code` is stable and listed in docs/errors.md. */
+/** Base of every error Ferry raises on purpose. `code` is stable and listed in README "Error codes" (pinned by src/shared/error-codes.test.ts). */
 export class FerryError extends Error {
   readonly code: string;
   readonly fix: string | undefined;

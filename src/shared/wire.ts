@@ -63,3 +63,32 @@ export function endToEndHeaders(headers: Record<string, string | string[] | unde
   }
   return out;
 }
+
+/** The registration API's answer to POST /v1/register (relay → connector). */
+export interface RegistrationResponse {
+  connectorId: string;
+  name: string;
+  group: string;
+  certPem: string;
+  caPem: string;
+  tunnelAddresses: string[];
+  publicAddresses: string[];
+  registrationUrl: string;
+}
+
+/** The updater's go-ahead (POST /v1/updates/lease): one connector per group updates at a time. */
+export type LeaseAnswer =
+  | { granted: true; group: string; expiresAt: string }
+  | { granted: false; group: string; holder: { connectorId: string; name?: string; targetVersion: string }; expiresAt: string; retryAfterMs: number };
+
+/** What GET /v1/connectors/self answers: what the relay sees of the calling connector right now. */
+export interface ConnectorSelf {
+  connectorId: string;
+  name: string;
+  group: string;
+  version: string | null;
+  lastSeen: string | null;
+  /** Tunnels of this connector live on this relay right now. */
+  liveTunnels: number;
+  online: boolean;
+}

@@ -8,15 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type net from 'node:net';
-
-function lookupVia(resolver: dns.Resolver): net.LookupFunction {
-  return ((hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
-    resolver.resolve4(hostname).then(
-      (addresses) => (options?.all ? callback(null, addresses.map((address) => ({ address, family: 4 }))) : callback(null, addresses[0], 4)),
-      (error: NodeJS.ErrnoException) => callback(error),
-    );
-  }) as net.LookupFunction;
-}
+import { lookupVia } from '../../src/connector/egress.js';
 
 export interface DnsmasqOptions {
   /** Listen address (default 127.0.0.53) and port (default 53). */
@@ -99,7 +91,7 @@ export async function startDnsmasq(options: DnsmasqOptions = {}): Promise<Dnsmas
     server: port === 53 ? address : `${address}:${port}`,
     stateDir,
     log: () => readFile(join(stateDir, 'dnsmasq.log'), 'utf8').catch(() => ''),
-    lookup: lookupVia(resolver),
+    lookup: lookupVia([port === 53 ? address : `${address}:${port}`]),
     stop,
   };
 }

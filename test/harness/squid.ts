@@ -31,6 +31,8 @@ export interface SquidOptions {
   /** DNS server for names not in `hosts` (default 127.0.0.1:53, where nothing is expected to listen). */
   dnsServer?: string;
   startTimeoutMs?: number;
+  /** Extra squid.conf lines (acl / http_access) placed before every other access rule, e.g. a pasted snippet. */
+  accessRules?: string;
   /** Serve the proxy over TLS (an "HTTPS proxy", Squid's https_port) with this certificate. */
   tlsListener?: { certPem: string; keyPem: string };
 }
@@ -104,6 +106,7 @@ export async function startSquid(options: SquidOptions): Promise<SquidInstance> 
     'acl localdst dst 127.0.0.0/8',
     'acl CONNECT method CONNECT',
   );
+  if (options.accessRules) lines.push(...options.accessRules.split('\n').filter((line) => line.trim() !== ''));
   if (options.denyPorts?.length) lines.push(`acl deniedports port ${options.denyPorts.join(' ')}`, 'http_access deny deniedports');
   if (options.allowPorts?.length) lines.push(`acl allowedports port ${options.allowPorts.join(' ')}`, 'http_access deny !allowedports');
   if (options.mode === 'auth') {

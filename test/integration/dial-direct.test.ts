@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { execFileSync } from 'node:child_process';
 import { createDialer, fixedRoutes, RoutesExhaustedError } from '../../src/egress/dial/index.js';
-import { DialError } from '../../src/shared/errors.js';
 import type { Route } from '../../src/egress/types.js';
 import { startDnsmasq, type DnsmasqHandle } from '../harness/dnsmasq.js';
 import { cleanupOnExit, freePort } from '../harness/processes.js';
+import { failure } from '../harness/expect-dial-error.js';
 
 const isRoot = process.getuid?.() === 0;
 let echoServer: net.Server;
@@ -43,16 +43,6 @@ after(async () => {
   }
   await Promise.allSettled([dnsmasq?.stop(), new Promise((resolve) => echoServer?.close(resolve))]);
 });
-
-async function failure(promise: Promise<unknown>): Promise<DialError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof DialError, `expected a DialError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected failure');
-}
 
 test('no resolver: DIRECT; the socket reaches the target', async () => {
   const dialer = createDialer();

@@ -4,7 +4,7 @@
 // IPv4-only resolver answers), so no query leaves the machine; myIpAddress is pinned on both sides;
 // the clock is the real one in UTC on both sides (pacparser cannot pin it).
 //
-// Known, deliberate differences the fixtures stay clear of (see docs/pac.md): pacparser always calls
+// Known, deliberate differences the fixtures stay clear of (see README, "Differences from pacparser"): pacparser always calls
 // FindProxyForURL (ferry prefers FindProxyForURLEx, as Windows does); pacparser's weekdayRange,
 // dateRange and timeRange never wrap (ferry wraps FRI..MON like browsers and MDN's definition);
 // pacparser's old SpiderMonkey gets UTC offsets beyond ±12 h wrong (Pacific/Kiritimati is -10 h there).

@@ -7,9 +7,9 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createDialer, fixedRoutes, RoutesExhaustedError } from '../../src/egress/dial/index.js';
 import { connectPinnedTls } from '../../src/egress/tls.js';
-import { DialError } from '../../src/shared/errors.js';
 import { startSquid, type SquidInstance } from '../harness/squid.js';
 import { createTestCa, startTlsEchoServer, type TestCa, type TlsEchoServer } from '../harness/tls-server.js';
+import { failure } from '../harness/expect-dial-error.js';
 
 const RELAY = 'relay.ferry.test';
 let relay: TlsEchoServer;
@@ -35,16 +35,6 @@ function direct(port: number): Promise<net.Socket> {
     const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(socket));
     socket.once('error', reject);
   });
-}
-
-async function failure(promise: Promise<unknown>): Promise<DialError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof DialError, `expected a DialError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected failure');
 }
 
 function echo(socket: Duplex, text: string): Promise<string> {

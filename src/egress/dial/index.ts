@@ -2,7 +2,7 @@
 // HTTP CONNECT, HTTPS proxy, SOCKS5/4), fails over, remembers failed proxies and the last good
 // route, and records one DialTrace per attempt. May import src/shared and ../types only.
 //
-// Failover policy (docs/egress.md):
+// Failover policy (README, "Failover"):
 // - any DialError on a route moves on to the next route;
 // - a proxy that itself failed (DNS, TCP, its TLS, no/invalid answer to CONNECT) is skipped for
 //   `proxySkipMs` (tried last, not dropped) — a proxy that ANSWERED (407, 403, 502) is healthy;

@@ -115,19 +115,20 @@ export function createProxyResolver(options: ProxyResolverOptions = {}): Managed
     decisions.clear();
   };
 
-  const wpadSettingsFor = (eff: EffectiveProxy): { suffix?: string; servers?: string[] } => ({
+  const wpadSettingsFor = (eff: EffectiveProxy): { suffix?: string; servers?: string[]; port?: number } => ({
     suffix: eff.layer?.wpad?.domainSuffix ?? options.wpad?.domainSuffix ?? facts.dnsDomain,
     servers: eff.layer?.wpad?.dnsServers ?? options.wpad?.dnsServers,
+    port: eff.layer?.wpad?.port ?? options.wpad?.port,
   });
 
-  const discoveryFor = (suffix: string, servers: string[] | undefined): WpadSource => {
-    const key = `${suffix}|${(servers ?? []).join(',')}`;
+  const discoveryFor = (suffix: string, servers: string[] | undefined, port: number | undefined): WpadSource => {
+    const key = `${suffix}|${(servers ?? []).join(',')}|${port ?? 80}`;
     let discovery = discoveries.get(key);
     if (!discovery) {
       const wpadOptions: WpadOptions = {
         domainSuffix: suffix,
         ...(servers ? { dnsServers: servers } : {}),
-        port: options.wpad?.port,
+        port,
         ttlMs: options.wpad?.ttlMs,
         negativeTtlMs: options.wpad?.negativeTtlMs,
         timeoutMs: options.wpad?.timeoutMs,
@@ -181,12 +182,12 @@ export function createProxyResolver(options: ProxyResolverOptions = {}): Managed
 
     let script: ScriptSource | undefined;
     let wpad: Provenance['wpad'];
-    const { suffix, servers } = wpadSettingsFor(eff);
+    const { suffix, servers, port } = wpadSettingsFor(eff);
     if (eff.autoDetect) {
       if (!suffix) {
         notes.push('auto-detection (WPAD) skipped: no DNS suffix known; set proxy.wpad.domainSuffix, or a domain/search line in /etc/resolv.conf');
       } else {
-        const result: WpadResult = await discoveryFor(suffix, servers).discover();
+        const result: WpadResult = await discoveryFor(suffix, servers, port).discover();
         wpad = { tried: result.tried };
         if (result.found) {
           wpad.url = result.url;
