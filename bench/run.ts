@@ -90,7 +90,8 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ferry-bench-'));
   const stops: (() => Promise<void>)[] = [];
   const notes: string[] = [];
-  const useNginx = nginxInstalled();
+  // FERRY_BENCH_NO_NGINX=1 exercises the fallback (Node backend, no one-hop reference) on a machine with nginx.
+  const useNginx = nginxInstalled() && process.env.FERRY_BENCH_NO_NGINX !== '1';
   const report: BenchReport = {
     date: new Date().toISOString(),
     quick: options.quick,
@@ -165,14 +166,15 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
     const script = writeWrkScript(dir);
     const targets: { target: Target; pids?: Record<string, number>; reason?: string }[] = [
       { target: { name: 'direct', label: `direct (${useNginx ? 'nginx' : 'Node backend'})`, baseUrl: backendUrl, paths } },
-      ...(proxy ? [{ target: { name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', baseUrl: `http://127.0.0.1:${proxy.port}`, paths } }] : []),
+      proxy
+        ? { target: { name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', baseUrl: `http://127.0.0.1:${proxy.port}`, paths } }
+        : { target: { name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', baseUrl: '', paths }, reason: useNginx ? 'nginx did not start' : 'nginx is not installed (or FERRY_BENCH_NO_NGINX=1)' },
       { target: { name: 'ferry-tcp-tls', label: 'Ferry tcp, users over TLS', baseUrl: `https://127.0.0.1:${userPort}`, host: `tcp.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: tcpConnector.child.pid! } },
       { target: { name: 'ferry-tcp-plain', label: 'Ferry tcp, users over plain HTTP', baseUrl: `http://127.0.0.1:${ferry.ports.userPlain}`, host: `tcp.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: tcpConnector.child.pid! } },
       squidConnector
         ? { target: { name: 'ferry-https-squid', label: 'Ferry https via Squid, users over TLS', baseUrl: `https://127.0.0.1:${userPort}`, host: `squid.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: squidConnector.child.pid! } }
         : { target: { name: 'ferry-https-squid', label: 'Ferry https via Squid, users over TLS', baseUrl: '', paths }, reason: squidReason ?? 'not available' },
     ];
-    if (!proxy) report.targets.push({ name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', available: false, reason: 'nginx is not installed', errors: [], loadAverage: 0 });
 
     for (const { target, pids, reason } of targets) {
       if (reason) {
