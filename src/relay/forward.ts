@@ -94,9 +94,12 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
     }
   });
   // The user went away: stop the backend work too.
+  // A response that finished normally leaves the stream to close by itself: an RST_STREAM for every
+  // completed request trips nghttp2's reset-rate limit (the "rapid reset" defence), and the
+  // connector then ends the whole tunnel with GOAWAY INTERNAL_ERROR after ~1,000 requests.
   res.on('close', () => {
     clearTimeout(timer);
-    if (!stream.closed) stream.close(NGHTTP2_CANCEL);
+    if (!res.writableFinished && !stream.closed) stream.close(NGHTTP2_CANCEL);
   });
 }
 

@@ -1,0 +1,302 @@
+// bench — `npm run bench`: Ferry's speed against a direct backend and a one-hop reverse proxy,
+// measured side by side in one run on loopback (issue 7). Imports src/, test/harness (processes,
+// CLI runner) and its own files; nothing in src/ imports bench/.
+//
+//   node dist/bench/run.js [--quick] [--out DIR] [--cpu-prof DIR]
+//
+// Prints a markdown table (ratios to direct) and writes JSON to DIR (default results/).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { benchPac } from './pac.js';
+import {
+  connectionsOf, curlDownload, curlTtfb, curlUpload, establishedTo, longPolls, round1, withUsage, writeWrkScript, wrkGet,
+  type LongPollResult, type Target, type TransferResult, type Usage, type WrkResult,
+} from './measure.js';
+import {
+  ferryCli, nginxInstalled, NGINX, startConnector, startNginx, startRelay, setFerryNodeArgs, startSampleBackendProcess, startSquidIfAvailable, writeBackendFiles,
+  type FerryDeployment, type NginxHandle,
+} from './stack.js';
+
+interface Plan {
+  wrkSeconds: number;
+  bulkBytes: number;
+  ttfbSamples: number;
+  longPolls: number;
+  longPollSessions: number;
+  holdMs: number;
+  pacMs: number;
+}
+
+const SQUID_RELAY_NAME = 'relay.ferry.test';
+
+const FULL: Plan = { wrkSeconds: 8, bulkBytes: 100 * 2 ** 20, ttfbSamples: 21, longPolls: 10_000, longPollSessions: 10, holdMs: 30_000, pacMs: 1000 };
+const QUICK: Plan = { wrkSeconds: 1, bulkBytes: 8 * 2 ** 20, ttfbSamples: 3, longPolls: 300, longPollSessions: 2, holdMs: 3000, pacMs: 200 };
+
+export interface TargetResult {
+  name: string;
+  label: string;
+  available: boolean;
+  reason?: string;
+  c1?: WrkResult;
+  c64?: WrkResult;
+  download?: TransferResult;
+  upload?: TransferResult;
+  ttfbMs?: number;
+  /** Ferry only: CPU (% of one core) and peak RSS (MB) of relay and connector per phase. */
+  usage?: Record<string, Record<string, Usage>>;
+  /** Ferry only: relay and connector CPU time per small GET at c=64 (independent of CPU contention). */
+  cpuMsPerRequest?: { relay: number; connector: number };
+  /** 1-minute load average before measuring (other work on the machine skews every figure). */
+  loadAverage: number;
+  errors: string[];
+}
+
+export interface BenchReport {
+  date: string;
+  quick: boolean;
+  machine: { cpus: number; cpuModel: string; node: string; nginx?: string };
+  direct: string;
+  plan: Plan;
+  targets: TargetResult[];
+  longPolls?: LongPollResult & { backend: string };
+  pac?: { cachedPerSec: number; uncachedPerSec: number };
+  notes: string[];
+}
+
+function parseArgs(argv: string[]): { quick: boolean; outDir: string; cpuProf?: string } {
+  const out = { quick: false, outDir: 'results', cpuProf: undefined as string | undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--quick') out.quick = true;
+    else if (arg === '--out') out.outDir = argv[++i] ?? out.outDir;
+    else if (arg === '--cpu-prof') out.cpuProf = path.resolve(argv[++i] ?? 'profiles');
+    else if (arg === '--help' || arg === '-h') {
+      process.stdout.write('usage: node dist/bench/run.js [--quick] [--out DIR] [--cpu-prof DIR]\n');
+      process.exit(0);
+    } else {
+      process.stderr.write(`bench: unknown option ${arg}\n`);
+      process.exit(2);
+    }
+  }
+  return out;
+}
+
+const log = (message: string) => process.stderr.write(`bench: ${message}\n`);
+
+export async function runBench(options: { quick: boolean; outDir: string; cpuProf?: string }): Promise<BenchReport> {
+  const plan = options.quick ? QUICK : FULL;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ferry-bench-'));
+  const stops: (() => Promise<void>)[] = [];
+  const notes: string[] = [];
+  // FERRY_BENCH_NO_NGINX=1 exercises the fallback (Node backend, no one-hop reference) on a machine with nginx.
+  const useNginx = nginxInstalled() && process.env.FERRY_BENCH_NO_NGINX !== '1';
+  const report: BenchReport = {
+    date: new Date().toISOString(),
+    quick: options.quick,
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version },
+    direct: '',
+    plan,
+    targets: [],
+    notes,
+  };
+  try {
+    const files = writeBackendFiles(path.join(dir, 'www'), plan.bulkBytes);
+    const sample = await startSampleBackendProcess();
+    stops.push(() => sample.stop());
+
+    let backendUrl: string;
+    let paths: Target['paths'];
+    let proxy: NginxHandle | undefined;
+    if (useNginx) {
+      report.machine.nginx = spawnSync(NGINX, ['-v'], { encoding: 'utf8' }).stderr.trim().replace(/^nginx version: /, '') || 'nginx';
+      const backend = await startNginx(path.join(dir, 'nginx-backend'), { root: path.join(dir, 'www') });
+      stops.push(() => backend.stop());
+      backendUrl = `http://127.0.0.1:${backend.port}`;
+      paths = { small: files.small, download: files.bulk, upload: '/upload' };
+      report.direct = 'nginx (Debian, 1 worker, plain HTTP) serving a 6-byte file, a sparse bulk file (sendfile), discarding uploads';
+      proxy = await startNginx(path.join(dir, 'nginx-proxy'), { upstream: backend.port });
+      stops.push(() => proxy!.stop());
+    } else {
+      backendUrl = sample.url;
+      paths = { small: '/hello', download: `/bytes?n=${plan.bulkBytes}`, upload: '/upload' };
+      report.direct = 'Node sample backend (src/demo/sample-backend.ts; nginx is not installed)';
+    }
+
+    const env: NodeJS.ProcessEnv = { FERRY_LOG_LEVEL: 'info' };
+    if (options.cpuProf) {
+      mkdirSync(options.cpuProf, { recursive: true });
+      // The profile is written on exit, not when a signal kills the process: SIGTERM exits at once.
+      setFerryNodeArgs(['--cpu-prof', `--cpu-prof-dir=${options.cpuProf}`, '--import', "data:text/javascript,process.once('SIGTERM',()=>process.exit(0))"]);
+    }
+    log('starting relay and connectors');
+    const ferry: FerryDeployment = await startRelay(dir, ['tcp.localhost', 'squid.localhost', 'slow.localhost', SQUID_RELAY_NAME], env);
+    stops.push(() => ferry.stop());
+    const userPort = ferry.ports.user;
+    await ferryCli(ferry, ['relay', 'app', 'add', 'tcp', '--external', `https://tcp.localhost:${userPort}`, '--internal', backendUrl, '--group', 'tcp']);
+    await ferryCli(ferry, ['relay', 'app', 'add', 'squid', '--external', `https://squid.localhost:${userPort}`, '--internal', backendUrl, '--group', 'squid']);
+    await ferryCli(ferry, ['relay', 'app', 'add', 'slow', '--external', `https://slow.localhost:${userPort}`, '--internal', sample.url, '--group', 'tcp']);
+    const tcpConnector = await startConnector(ferry, dir, 'conn-tcp', 'tcp', { transport: 'tcp', proxy: { enabled: false } }, env);
+
+    // https transport through Squid: only when the harness exists and the tunnel really crosses Squid.
+    let squidConnector: typeof tcpConnector | undefined;
+    let squidReason: string | undefined;
+    // The connector names the relay relay.ferry.test (only Squid's hosts file knows it): loopback
+    // names are never proxied (as in .NET), so `localhost` would bypass Squid.
+    const squidStart = await startSquidIfAvailable({ [SQUID_RELAY_NAME]: '127.0.0.1' });
+    if (squidStart.squid) {
+      const squid = squidStart.squid;
+      stops.push(() => squid.stop());
+      try {
+        squidConnector = await startConnector(ferry, dir, 'conn-squid', 'squid', { transport: 'https', relayHost: SQUID_RELAY_NAME, proxy: { address: `http://127.0.0.1:${squid.port}` } }, env);
+        if (await connectionsOf(squidConnector.child.pid!, squid.port) === 0) {
+          squidReason = 'the https-transport connector did not go through Squid (its dialer connected directly)';
+          await squidConnector.stop(2000);
+          squidConnector = undefined;
+        }
+      } catch (error) {
+        squidReason = `the https-transport connector did not come up through Squid: ${(error as Error).message.split('\n')[0]}`;
+      }
+    } else {
+      squidReason = squidStart.reason;
+    }
+
+    const relayPid = ferry.relay.child.pid!;
+    const script = writeWrkScript(dir);
+    const targets: { target: Target; pids?: Record<string, number>; reason?: string }[] = [
+      { target: { name: 'direct', label: `direct (${useNginx ? 'nginx' : 'Node backend'})`, baseUrl: backendUrl, paths } },
+      proxy
+        ? { target: { name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', baseUrl: `http://127.0.0.1:${proxy.port}`, paths } }
+        : { target: { name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', baseUrl: '', paths }, reason: useNginx ? 'nginx did not start' : 'nginx is not installed (or FERRY_BENCH_NO_NGINX=1)' },
+      { target: { name: 'ferry-tcp-tls', label: 'Ferry tcp, users over TLS', baseUrl: `https://127.0.0.1:${userPort}`, host: `tcp.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: tcpConnector.child.pid! } },
+      { target: { name: 'ferry-tcp-plain', label: 'Ferry tcp, users over plain HTTP', baseUrl: `http://127.0.0.1:${ferry.ports.userPlain}`, host: `tcp.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: tcpConnector.child.pid! } },
+      squidConnector
+        ? { target: { name: 'ferry-https-squid', label: 'Ferry https via Squid, users over TLS', baseUrl: `https://127.0.0.1:${userPort}`, host: `squid.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: squidConnector.child.pid! } }
+        : { target: { name: 'ferry-https-squid', label: 'Ferry https via Squid, users over TLS', baseUrl: '', paths }, reason: squidReason ?? 'not available' },
+    ];
+
+    for (const { target, pids, reason } of targets) {
+      if (reason) {
+        report.targets.push({ name: target.name, label: target.label, available: false, reason, errors: [], loadAverage: round1(os.loadavg()[0]) });
+        continue;
+      }
+      log(`measuring ${target.label}`);
+      report.targets.push(await measureTarget(target, plan, script, files.uploadFile, pids));
+    }
+
+    log(`holding ${plan.longPolls} long-polls through one connector`);
+    const longPoll = await longPolls({
+      url: `https://127.0.0.1:${userPort}`, authority: `slow.localhost:${userPort}`, servername: 'slow.localhost',
+      requestPath: `/slow?ms=${plan.holdMs + 60_000}`, count: plan.longPolls, sessions: plan.longPollSessions, maxHoldMs: plan.holdMs,
+      connectorPid: tcpConnector.child.pid!, relayPid, backendConnections: () => establishedTo(sample.port),
+    });
+    report.longPolls = { ...longPoll, backend: 'Node sample backend /slow, its own process' };
+
+    log('PAC decisions per second');
+    report.pac = await benchPac({ durationMs: plan.pacMs });
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return report;
+}
+
+async function measureTarget(target: Target, plan: Plan, script: string, uploadFile: string, pids?: Record<string, number>): Promise<TargetResult> {
+  const result: TargetResult = { name: target.name, label: target.label, available: true, errors: [], usage: pids ? {} : undefined, loadAverage: round1(os.loadavg()[0]) };
+  const phase = async <T>(name: string, work: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      if (!pids) return await work();
+      const { result: value, usage } = await withUsage(pids, work);
+      result.usage![name] = usage;
+      return value;
+    } catch (error) {
+      result.errors.push(`${name}: ${(error as Error).message.split('\n')[0]}`);
+      return undefined;
+    }
+  };
+  // A short warm-up so connection pools and JIT are in their steady state.
+  await wrkGet(target, script, 8, 1).catch(() => undefined);
+  result.c1 = await phase('c1', () => wrkGet(target, script, 1, plan.wrkSeconds));
+  result.c64 = await phase('c64', () => wrkGet(target, script, 64, plan.wrkSeconds));
+  const c64Usage = result.usage?.c64;
+  if (c64Usage && result.c64?.requests) {
+    const perRequest = (u: Usage | undefined) => (u ? Math.round((u.cpuSeconds * 1e6) / result.c64!.requests) / 1000 : Number.NaN);
+    result.cpuMsPerRequest = { relay: perRequest(c64Usage.relay), connector: perRequest(c64Usage.connector) };
+  }
+  for (const key of ['c1', 'c64'] as const) {
+    if (result[key]?.errors) result.errors.push(`${key}: ${result[key]!.errors} failed requests (wrk)`);
+  }
+  result.download = await phase('download', () => curlDownload(target, target.paths.download));
+  if (result.download && (result.download.status !== 200 || result.download.bytes !== plan.bulkBytes)) {
+    result.errors.push(`download: status ${result.download.status}, ${result.download.bytes} of ${plan.bulkBytes} bytes`);
+  }
+  result.upload = await phase('upload', () => curlUpload(target, target.paths.upload, uploadFile));
+  if (result.upload && (result.upload.status !== 200 || result.upload.bytes !== plan.bulkBytes)) {
+    result.errors.push(`upload: status ${result.upload.status}, ${result.upload.bytes} of ${plan.bulkBytes} bytes`);
+  }
+  const ttfb = await phase('ttfb', () => curlTtfb(target, target.paths.small, plan.ttfbSamples));
+  result.ttfbMs = ttfb ? round1(ttfb.medianMs * 100) / 100 : undefined;
+  return result;
+}
+
+// ---- output ---------------------------------------------------------------------------------
+
+function ratio(value: number | undefined, base: number | undefined): string {
+  if (value === undefined || base === undefined || !base || Number.isNaN(value)) return '';
+  return ` (${(value / base).toFixed(2)}×)`;
+}
+
+function fmt(value: number | undefined, digits = 0): string {
+  return value === undefined || Number.isNaN(value) ? '–' : value.toFixed(digits);
+}
+
+export function markdownTable(report: BenchReport): string {
+  const direct = report.targets.find((t) => t.name === 'direct');
+  const lines = [
+    `Direct = ${report.direct}. ${report.machine.cpus} CPU (${report.machine.cpuModel}), Node ${report.machine.node}${report.machine.nginx ? `, ${report.machine.nginx}` : ''}${report.quick ? ' — QUICK run, figures not meaningful' : ''}.`,
+    '',
+    '| path | GET/s c=1 | p50 c=1 ms | GET/s c=64 | p50 / p99 c=64 ms | download MB/s | upload MB/s | TTFB fresh conn ms | relay / connector CPU % (c=64) | relay / connector CPU ms per GET | relay / connector peak RSS MB | load avg |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const t of report.targets) {
+    if (!t.available) {
+      lines.push(`| ${t.label} | not available: ${t.reason ?? ''} |||||||||| |`);
+      continue;
+    }
+    const usage = t.usage?.c64;
+    const peak = t.usage ? Object.values(t.usage).reduce((acc, u) => ({ relay: Math.max(acc.relay, u.relay?.peakRssMb ?? 0), connector: Math.max(acc.connector, u.connector?.peakRssMb ?? 0) }), { relay: 0, connector: 0 }) : undefined;
+    lines.push(`| ${t.label} | ${fmt(t.c1?.requestsPerSec)}${ratio(t.c1?.requestsPerSec, direct?.c1?.requestsPerSec)} | ${fmt(t.c1?.p50Ms, 2)}${ratio(t.c1?.p50Ms, direct?.c1?.p50Ms)} | `
+      + `${fmt(t.c64?.requestsPerSec)}${ratio(t.c64?.requestsPerSec, direct?.c64?.requestsPerSec)} | ${fmt(t.c64?.p50Ms, 2)} / ${fmt(t.c64?.p99Ms, 2)} | `
+      + `${fmt(t.download?.mbPerSec)}${ratio(t.download?.mbPerSec, direct?.download?.mbPerSec)} | ${fmt(t.upload?.mbPerSec)}${ratio(t.upload?.mbPerSec, direct?.upload?.mbPerSec)} | `
+      + `${fmt(t.ttfbMs, 2)}${ratio(t.ttfbMs, direct?.ttfbMs)} | ${usage ? `${usage.relay?.cpuPercent} / ${usage.connector?.cpuPercent}` : ''} | `
+      + `${t.cpuMsPerRequest ? `${t.cpuMsPerRequest.relay.toFixed(3)} / ${t.cpuMsPerRequest.connector.toFixed(3)}` : ''} | ${peak ? `${peak.relay} / ${peak.connector}` : ''} | ${t.loadAverage} |`);
+  }
+  const errors = report.targets.flatMap((t) => t.errors.map((e) => `- ${t.label}: ${e}`));
+  if (errors.length) lines.push('', 'Errors:', ...errors);
+  if (report.longPolls) {
+    const lp = report.longPolls;
+    lines.push('', `Long-polls: ${lp.requested} concurrent open requests through one connector (${lp.backend}), held ${lp.holdSeconds} s: `
+      + `connector RSS ${lp.connectorRssBeforeMb} → ${lp.connectorRssPeakMb} MB (+${lp.connectorRssGrowthMb} MB), relay +${lp.relayRssGrowthMb} MB, `
+      + `${lp.errors} errors${lp.errors ? ` (${Object.entries(lp.errorKinds).map(([k, n]) => `${n}× ${k}`).join(', ')})` : ''}, ${lp.backendConnections} backend connections open at once.`);
+  }
+  if (report.pac) lines.push('', `PAC decisions per second: cached ${report.pac.cachedPerSec}, uncached ${report.pac.uncachedPerSec}.`);
+  for (const note of report.notes) lines.push('', note);
+  return lines.join('\n');
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const options = parseArgs(process.argv.slice(2));
+  // Exit through process.exit so the harness's exit hook kills every child we started.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+  const started = Date.now();
+  const report = await runBench(options);
+  mkdirSync(options.outDir, { recursive: true });
+  const stamp = report.date.replace(/[:.]/g, '-');
+  const file = path.join(options.outDir, `bench-${stamp}${report.quick ? '-quick' : ''}.json`);
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(path.join(options.outDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`${markdownTable(report)}\n\nJSON: ${file} (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+}

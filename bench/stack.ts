@@ -1,0 +1,198 @@
+// What the benchmark runs against, all on 127.0.0.1 in one temp folder: an nginx backend (or the
+// Node sample backend when nginx is missing), a one-hop nginx reverse proxy, a relay with both user
+// listeners, and connectors (tcp, and https through Squid when the Squid harness is present).
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { FERRY_MAIN, runFerry } from '../test/harness/ferry-cli.js';
+import type { ManagedProcess } from '../test/harness/ferry-stack.js';
+import { freePort, spawnManaged, stopChild, waitFor, waitForPort } from '../test/harness/processes.js';
+import type { ChildProcess } from 'node:child_process';
+
+export const NGINX = '/usr/sbin/nginx';
+
+export function nginxInstalled(): boolean {
+  return existsSync(NGINX);
+}
+
+export interface NginxHandle {
+  port: number;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts an nginx master + one worker with its own config. `upstream` makes it a reverse proxy
+ * (keep-alive to the upstream, streaming both ways); otherwise it serves `root` and discards uploads.
+ */
+export async function startNginx(dir: string, options: { root?: string; upstream?: number }): Promise<NginxHandle> {
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const site = options.upstream
+    ? `upstream backend { server 127.0.0.1:${options.upstream}; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+      client_max_body_size 0;
+    }
+  }`
+    : `server {
+    listen 127.0.0.1:${port} backlog=4096;
+    root ${options.root};
+    # Uploads: read the whole body (in memory), then answer from the small file, like an upload
+    # handler would. A bare "return 200" answers before the body is read, which a proxy in front
+    # (Ferry or nginx) may then cut short.
+    location = /upload {
+      client_max_body_size 0;
+      client_body_buffer_size 128m;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_method GET;
+      proxy_pass http://127.0.0.1:${port}/hello.txt;
+    }
+  }`;
+  const conf = `user root;
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 65s;
+  sendfile on;
+  tcp_nodelay on;
+  default_type application/octet-stream;
+  ${site}
+}
+`;
+  writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  const child = spawnManaged(NGINX, ['-c', path.join(dir, 'nginx.conf'), '-p', dir]);
+  await waitForPort(port, '127.0.0.1', 10_000, () => child.exitCode === null);
+  return { port, child, stop: () => stopChild(child, 3000) };
+}
+
+/** Files the nginx backend serves: a small one and the bulk one (sparse, so it costs no disk). */
+export function writeBackendFiles(root: string, bulkBytes: number): { small: string; bulk: string; uploadFile: string } {
+  mkdirSync(root, { recursive: true });
+  writeFileSync(path.join(root, 'hello.txt'), 'hello\n');
+  execFileSync('truncate', ['-s', String(bulkBytes), path.join(root, 'bulk.bin')]);
+  return { small: '/hello.txt', bulk: '/bulk.bin', uploadFile: path.join(root, 'bulk.bin') };
+}
+
+/** Node flags for relay and connector (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+let ferryNodeArgs: string[] = [];
+export function setFerryNodeArgs(args: string[]): void {
+  ferryNodeArgs = args;
+}
+
+/** A relay or connector process of the built CLI; its log (stderr and stdout) is kept in memory. */
+function startFerryProcess(args: string[], env: NodeJS.ProcessEnv): ManagedProcess {
+  const child = spawnManaged(process.execPath, [...ferryNodeArgs, FERRY_MAIN, ...args], { env: { ...process.env, ...env } });
+  let log = '';
+  const keep = (chunk: Buffer) => { log += chunk.toString('utf8'); };
+  child.stderr?.on('data', keep);
+  child.stdout?.on('data', keep);
+  return { child, log: () => log, stop: (graceMs) => stopChild(child, graceMs) };
+}
+
+/**
+ * The Node sample backend in its own process (its /slow long-polls), so the bench process holding
+ * 10,000 client streams does not also serve them.
+ */
+export async function startSampleBackendProcess(): Promise<{ port: number; url: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const module = new URL('../src/demo/sample-backend.js', import.meta.url).href;
+  const child = spawnManaged(process.execPath, ['--input-type=module', '-e', `(await import(${JSON.stringify(module)})).startSampleBackend(${port}, '127.0.0.1')`]);
+  await waitForPort(port, '127.0.0.1', 10_000, () => child.exitCode === null);
+  return { port, url: `http://127.0.0.1:${port}`, stop: () => stopChild(child, 2000) };
+}
+
+export interface FerryDeployment {
+  relay: ManagedProcess;
+  configFile: string;
+  ports: { user: number; userPlain: number; tunnel: number; registration: number };
+  connectors: Record<string, ManagedProcess>;
+  stop(): Promise<void>;
+}
+
+/** Relay with the TLS and plain user listeners; the CLI runs with `--config`. */
+export async function startRelay(dir: string, hostnames: string[], env: NodeJS.ProcessEnv): Promise<FerryDeployment> {
+  const [user, userPlain, tunnel, registration] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const configFile = path.join(dir, 'relay.yaml');
+  writeFileSync(configFile, stringify({
+    stateDir: './relay',
+    hostnames,
+    listen: { user: `127.0.0.1:${user}`, userPlain: `127.0.0.1:${userPlain}`, tunnel: `127.0.0.1:${tunnel}`, registration: `127.0.0.1:${registration}` },
+    tunnelPingIntervalMs: 5000,
+  }));
+  const relay = startFerryProcess(['relay', 'run', '--config', configFile], env);
+  await waitForPort(user, '127.0.0.1', 15_000, () => relay.child.exitCode === null);
+  await waitForPort(registration, '127.0.0.1', 15_000, () => relay.child.exitCode === null);
+  await waitForPort(userPlain, '127.0.0.1', 15_000, () => relay.child.exitCode === null);
+  const connectors: Record<string, ManagedProcess> = {};
+  return {
+    relay, configFile, ports: { user, userPlain, tunnel, registration }, connectors,
+    stop: async () => {
+      await Promise.all(Object.values(connectors).map((c) => c.stop(3000)));
+      await relay.stop(5000);
+    },
+  };
+}
+
+export async function ferryCli(deployment: FerryDeployment, args: string[]): Promise<string> {
+  const run = await runFerry([...args, '--config', deployment.configFile]);
+  if (run.code !== 0) throw new Error(`ferry ${args.join(' ')} failed: ${run.stderr}`);
+  return run.stdout.trim();
+}
+
+/** Registers a connector into `group` and starts it; resolves once the relay logged its tunnels. */
+export async function startConnector(deployment: FerryDeployment, dir: string, name: string, group: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv, tunnels = 2): Promise<ManagedProcess> {
+  const token = await ferryCli(deployment, ['relay', 'token', 'create', '--group', group, '--ttl', '1h']);
+  const configFile = path.join(dir, `${name}.yaml`);
+  writeFileSync(configFile, stringify({
+    stateDir: `./${name}`, name, tunnels, pingIntervalMs: 5000,
+    backoff: { initialMs: 100, maxMs: 1000, healthyAfterMs: 5000 },
+    ...config,
+  }));
+  const registered = await runFerry(['connector', 'register', '--token', token, '--config', configFile]);
+  if (registered.code !== 0) throw new Error(`connector register failed: ${registered.stderr}`);
+  const upBefore = countTunnelsUp(deployment.relay.log());
+  const proc = startFerryProcess(['connector', 'run', '--config', configFile], env);
+  deployment.connectors[name] = proc;
+  await waitFor(() => (countTunnelsUp(deployment.relay.log()) - upBefore >= tunnels ? true : (proc.child.exitCode !== null ? false : undefined)), 20_000, `${name} tunnels`)
+    .then((ok) => { if (!ok) throw new Error(`connector ${name} exited: ${proc.log().slice(-2000)}`); });
+  return proc;
+}
+
+function countTunnelsUp(log: string): number {
+  return (log.match(/"msg":"tunnel up"/g) ?? []).length - (log.match(/"msg":"tunnel down"/g) ?? []).length;
+}
+
+/** Minimal view of test/harness/squid.ts (branch dial), loaded only when it exists. */
+interface SquidLike {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts an open Squid through the dial branch's harness, or says why it cannot. */
+export async function startSquidIfAvailable(hosts: Record<string, string>): Promise<{ squid?: SquidLike; reason?: string }> {
+  if (!existsSync('/usr/sbin/squid')) return { reason: 'squid is not installed' };
+  const harness = new URL('../test/harness/squid.js', import.meta.url);
+  if (!existsSync(harness)) return { reason: 'the Squid harness (test/harness/squid.ts, branch dial) is not in this tree' };
+  try {
+    const module = await import(harness.href) as { startSquid(options: { mode: 'open'; hosts: Record<string, string> }): Promise<SquidLike> };
+    return { squid: await module.startSquid({ mode: 'open', hosts }) };
+  } catch (error) {
+    return { reason: `Squid did not start: ${(error as Error).message}` };
+  }
+}
