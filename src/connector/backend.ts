@@ -80,7 +80,14 @@ async function forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, 
   if (isWebSocket) {
     request.flushHeaders();
   } else {
-    stream.pipe(request);
+    // Not pipe's own end: a tunnel stream reset by the relay (the user went away, or the answer was
+    // complete before the upload) also ends the readable side, and ending the backend request then
+    // would send a truncated body on a keep-alive socket that the next request reuses.
+    stream.pipe(request, { end: false });
+    stream.once('end', () => {
+      if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) request.destroy();
+      else request.end();
+    });
   }
 }
 

@@ -3,7 +3,8 @@
 //
 // The sample internal app: a small page, a WebSocket echo (/echo), and a few endpoints the tests and
 // the benchmark use: /bytes?n= streams n bytes, /upload counts the bytes it receives, /slow?ms=
-// answers late, /redirect points Location at its own (internal) URL.
+// answers late, /early answers without reading the body, /redirect points Location at its own
+// (internal) URL.
 import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -48,6 +49,10 @@ export async function startSampleBackend(port = 0, host = '127.0.0.1'): Promise<
         res.on('close', () => clearTimeout(timer));
         return;
       }
+      case '/early':
+        // Answers at once without reading the request body (like a 401 or 413 would).
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        return void res.end('early\n');
       case '/redirect':
         res.writeHead(302, { location: `http://${req.headers.host}/hello` });
         return void res.end();

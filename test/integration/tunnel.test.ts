@@ -3,6 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import WebSocket from 'ws';
 import { FerryStack, userRequest, type ManagedProcess } from '../harness/ferry-stack.js';
 import { waitFor, sleep } from '../harness/processes.js';
@@ -64,6 +65,34 @@ describe('relay + connector + tunnel', () => {
     });
     ws.close();
     assert.equal(echoed, 'over the tunnel');
+  });
+
+  it('an HTTP/2 upload the backend answers early ends cleanly, and later uploads still work', async () => {
+    const body = Buffer.alloc(8 << 20, 7);
+    const session = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca: readFileSync(stack.relay.caFile), servername: 'app.localhost' });
+    try {
+      const post = (path: string) => new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = session.request({ ':method': 'POST', ':path': path, ':authority': `app.localhost:${stack.relay.ports.user}` });
+        let status = 0;
+        let text = '';
+        req.on('response', (headers) => { status = Number(headers[':status']); });
+        req.setEncoding('utf8');
+        req.on('data', (chunk: string) => { text += chunk; });
+        req.on('close', () => resolve({ status, text }));
+        req.on('error', reject);
+        req.setTimeout(10_000, () => req.close());
+        req.end(body);
+      });
+      for (let round = 0; round < 3; round++) {
+        const early = await post('/early');
+        assert.deepEqual(early, { status: 200, text: 'early\n' });
+        const upload = await post('/upload');
+        assert.equal(upload.status, 200, upload.text);
+        assert.deepEqual(JSON.parse(upload.text), { received: body.length });
+      }
+    } finally {
+      session.close();
+    }
   });
 
   it('shows the connector online with its version and address', async () => {
