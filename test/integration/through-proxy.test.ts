@@ -86,9 +86,10 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
   });
 
   it('auto: a firewall drops the direct SYN (iptables); falls back to https through Squid', async () => {
-    // Only Squid (user "proxy") may reach the relay's ports; the connector (root) is dropped, as by
-    // a corporate firewall that allows outbound traffic through the proxy only.
-    const ports = [stack.relay.ports.tunnel, stack.relay.ports.user];
+    // The direct tunnel port is firewalled for everyone but Squid (user "proxy"), as by a corporate
+    // firewall that lets outbound traffic through the proxy only. (The public port stays open: the
+    // test's own user requests go there, and the connector reaches it through Squid anyway.)
+    const ports = [stack.relay.ports.tunnel];
     const rules = ports.map((port) => ['OUTPUT', '-o', 'lo', '-p', 'tcp', '-d', '127.0.0.1', '--dport', String(port), '-m', 'owner', '!', '--uid-owner', 'proxy', '-j', 'DROP']);
     const registered = await stack.registerConnector({ name: 'firewalled', config: { tunnels: 1, proxy: { address: `http://127.0.0.1:${open.port}` } } });
     assert.equal(registered.run.code, 0, registered.run.stderr);
