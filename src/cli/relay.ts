@@ -33,13 +33,10 @@ export function registerRelayCommands(program: Command): void {
     .action(runAction(async (opts: { group: string; ttl: string; config?: string; json?: boolean }) => {
       const ttlMs = parseDuration(opts.ttl);
       if (!ttlMs) throw new UsageError(`--ttl "${opts.ttl}" is not a duration`, 'use a number with a unit: 90s, 15m, 1h, 7d');
-      const admin = RelayAdmin.open(loadRelayConfig(opts.config));
-      try {
+      return withAdmin(opts.config, async (admin) => {
         const created = await admin.createToken({ group: opts.group, ttlMs });
         process.stdout.write(opts.json ? `${JSON.stringify({ token: created.token, group: opts.group, expiresAt: created.expiresAt })}\n` : `${created.token}\n`);
-      } finally {
-        admin.close();
-      }
+      });
     }));
 
   const app = relay.command('app').description('published applications');
@@ -53,42 +50,33 @@ export function registerRelayCommands(program: Command): void {
     .action(runAction(async (name: string, opts: { external: string; internal: string; group: string; timeout?: string; config?: string }) => {
       const timeoutMs = opts.timeout === undefined ? undefined : parseDuration(opts.timeout);
       if (opts.timeout !== undefined && !timeoutMs) throw new UsageError(`--timeout "${opts.timeout}" is not a duration`, 'use e.g. 30s or 2m');
-      const admin = RelayAdmin.open(loadRelayConfig(opts.config));
-      try {
+      return withAdmin(opts.config, async (admin) => {
         const row = admin.addApp({ name, externalUrl: opts.external, internalUrl: opts.internal, group: opts.group, timeoutMs });
         process.stdout.write(`published ${row.name}: ${row.externalUrl} → ${row.internalUrl} (group ${row.group})\n`);
-      } finally {
-        admin.close();
-      }
+      });
     }));
   app.command('list')
     .description('list published apps')
     .option('--config <file>', 'relay configuration (YAML)')
     .option('--json', 'print JSON')
     .action(runAction(async (opts: { config?: string; json?: boolean }) => {
-      const admin = RelayAdmin.open(loadRelayConfig(opts.config));
-      try {
+      return withAdmin(opts.config, async (admin) => {
         const apps = admin.listApps();
         if (opts.json) return void process.stdout.write(`${JSON.stringify({ apps })}\n`);
         printTable(['NAME', 'EXTERNAL', 'INTERNAL', 'GROUP', 'TIMEOUT'], apps.map((a) => [a.name, a.externalUrl, a.internalUrl, a.group, `${a.timeoutMs / 1000}s`]));
-      } finally {
-        admin.close();
-      }
+      });
     }));
   app.command('remove <name>')
     .description('unpublish an app')
     .option('--config <file>', 'relay configuration (YAML)')
     .action(runAction(async (name: string, opts: { config?: string }) => {
-      const admin = RelayAdmin.open(loadRelayConfig(opts.config));
-      try {
+      return withAdmin(opts.config, async (admin) => {
         if (!admin.removeApp(name)) {
           process.stderr.write(`ferry: no app named "${name}" (see "ferry relay app list")\n`);
           return EXIT_FAILURE;
         }
         process.stdout.write(`removed ${name}\n`);
-      } finally {
-        admin.close();
-      }
+      });
     }));
 
   const connectors = relay.command('connectors').description('registered connectors');
@@ -97,33 +85,37 @@ export function registerRelayCommands(program: Command): void {
     .option('--config <file>', 'relay configuration (YAML)')
     .option('--json', 'print JSON')
     .action(runAction(async (opts: { config?: string; json?: boolean }) => {
-      const admin = RelayAdmin.open(loadRelayConfig(opts.config));
-      try {
+      return withAdmin(opts.config, async (admin) => {
         const rows = admin.listConnectors();
         if (opts.json) return void process.stdout.write(`${JSON.stringify({ connectors: rows })}\n`);
         printTable(['ID', 'NAME', 'GROUP', 'STATUS', 'VERSION', 'ADDRESS', 'LAST SEEN'], rows.map((c) => [
           c.id, c.name, c.group, c.revokedAt ? 'removed' : c.online ? 'online' : 'offline', c.version ?? '-', c.remoteAddress ?? '-', c.lastSeen ?? 'never',
         ]));
-      } finally {
-        admin.close();
-      }
+      });
     }));
   connectors.command('remove <idOrName>')
     .description('remove a connector: revokes its certificate and closes its tunnels at once')
     .option('--config <file>', 'relay configuration (YAML)')
     .action(runAction(async (idOrName: string, opts: { config?: string }) => {
-      const admin = RelayAdmin.open(loadRelayConfig(opts.config));
-      try {
+      return withAdmin(opts.config, async (admin) => {
         const row = admin.removeConnector(idOrName);
         if (!row) {
           process.stderr.write(`ferry: no connector "${idOrName}" (see "ferry relay connectors list")\n`);
           return EXIT_FAILURE;
         }
         process.stdout.write(`removed connector ${row.name} (${row.id}); its tunnels close and it cannot reconnect\n`);
-      } finally {
-        admin.close();
-      }
+      });
     }));
+}
+
+/** Opens the relay's state for one operator command and always closes it. */
+async function withAdmin(configFile: string | undefined, action: (admin: RelayAdmin) => Promise<number | void>): Promise<number | void> {
+  const admin = RelayAdmin.open(loadRelayConfig(configFile));
+  try {
+    return await action(admin);
+  } finally {
+    admin.close();
+  }
 }
 
 /** Resolves on SIGINT or SIGTERM (the second one exits at once). */
