@@ -7,7 +7,7 @@
 // `allowPorts` / `denyPorts` add port rules (403) to any mode. Names resolve through `hosts`
 // (Squid's hosts_file) so the client never resolves them itself.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { cleanupOnExit, freePort, spawnManaged, stopChild, waitFor, waitForPort } from './processes.js';
@@ -122,7 +122,11 @@ export async function startSquid(options: SquidOptions): Promise<SquidInstance> 
   writeFileSync(path.join(dir, 'squid.conf'), `${lines.join('\n')}\n`);
   execFileSync('chown', ['-R', 'proxy:proxy', dir]);
 
-  const child = spawnManaged('/usr/sbin/squid', ['-f', path.join(dir, 'squid.conf'), '-N', '-d1'], { cwd: dir });
+  // A service name of its own: Squid names its shared-memory segments after it (/dev/shm/<name>-*),
+  // so instances started side by side, or after one that was killed, never collide on them.
+  const serviceName = `ferry${path.basename(dir).replace(/[^A-Za-z0-9]/g, '')}`;
+  const forgetShm = cleanupOnExit(() => removeSharedMemory(serviceName));
+  const child = spawnManaged('/usr/sbin/squid', ['-n', serviceName, '-f', path.join(dir, 'squid.conf'), '-N', '-d1'], { cwd: dir });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -130,6 +134,8 @@ export async function startSquid(options: SquidOptions): Promise<SquidInstance> 
     await waitForPort(port, host, options.startTimeoutMs ?? 20_000, () => child.exitCode === null && child.signalCode === null);
   } catch (error) {
     await stopChild(child, 1_000);
+    removeSharedMemory(serviceName);
+    forgetShm();
     const log = existsSync(path.join(dir, 'cache.log')) ? readFileSync(path.join(dir, 'cache.log'), 'utf8') : '';
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`squid (${options.mode}) did not start: ${(error as Error).message}\n${output}\n${log}`.slice(0, 4000));
@@ -151,6 +157,17 @@ export async function startSquid(options: SquidOptions): Promise<SquidInstance> 
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
       forgetDir();
+      removeSharedMemory(serviceName);
+      forgetShm();
     },
   };
+}
+
+/** Squid leaves its segments behind when it is killed; they are named after the service. */
+function removeSharedMemory(serviceName: string): void {
+  try {
+    for (const name of readdirSync('/dev/shm')) if (name.startsWith(`${serviceName}-`)) rmSync(path.join('/dev/shm', name), { force: true });
+  } catch {
+    // no /dev/shm: nothing to remove
+  }
 }
