@@ -46,13 +46,14 @@ export function registerRelayCommands(program: Command): void {
     .requiredOption('--internal <url>', 'internal URL the connector forwards to, e.g. http://10.0.0.5:8080')
     .option('--group <group>', 'connector group that serves the app', 'default')
     .option('--timeout <duration>', 'backend timeout (default 85s)')
+    .option('--passthrough', 'carry HTTP/1.1 connections as bytes: fastest, but no X-Forwarded-*, Host, path or Location rewriting, and no per-request errors (see README)')
     .option('--config <file>', 'relay configuration (YAML)')
-    .action(runAction(async (name: string, opts: { external: string; internal: string; group: string; timeout?: string; config?: string }) => {
+    .action(runAction(async (name: string, opts: { external: string; internal: string; group: string; timeout?: string; passthrough?: boolean; config?: string }) => {
       const timeoutMs = opts.timeout === undefined ? undefined : parseDuration(opts.timeout);
       if (opts.timeout !== undefined && !timeoutMs) throw new UsageError(`--timeout "${opts.timeout}" is not a duration`, 'use e.g. 30s or 2m');
       return withAdmin(opts.config, async (admin) => {
-        const row = admin.addApp({ name, externalUrl: opts.external, internalUrl: opts.internal, group: opts.group, timeoutMs });
-        process.stdout.write(`published ${row.name}: ${row.externalUrl} → ${row.internalUrl} (group ${row.group})\n`);
+        const row = admin.addApp({ name, externalUrl: opts.external, internalUrl: opts.internal, group: opts.group, timeoutMs, mode: opts.passthrough ? 'passthrough' : 'http' });
+        process.stdout.write(`published ${row.name}: ${row.externalUrl} → ${row.internalUrl} (group ${row.group}${row.mode === 'passthrough' ? ', passthrough' : ''})\n`);
       });
     }));
   app.command('list')
@@ -63,7 +64,7 @@ export function registerRelayCommands(program: Command): void {
       return withAdmin(opts.config, async (admin) => {
         const apps = admin.listApps();
         if (opts.json) return void process.stdout.write(`${JSON.stringify({ apps })}\n`);
-        printTable(['NAME', 'EXTERNAL', 'INTERNAL', 'GROUP', 'TIMEOUT'], apps.map((a) => [a.name, a.externalUrl, a.internalUrl, a.group, `${a.timeoutMs / 1000}s`]));
+        printTable(['NAME', 'EXTERNAL', 'INTERNAL', 'GROUP', 'TIMEOUT', 'MODE'], apps.map((a) => [a.name, a.externalUrl, a.internalUrl, a.group, `${a.timeoutMs / 1000}s`, a.mode]));
       });
     }));
   app.command('remove <name>')

@@ -16,7 +16,7 @@ const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 export function serveBackendStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, requester: BackendRequester, logger: Logger): void {
   forward(stream, headers, requester, logger).catch((error: Error) => {
     logger.warn({ err: error }, 'backend request could not be planned');
-    failStream(stream, error instanceof DialError ? error.errorClass as BackendFailureClass : 'bad-internal-url', error.message);
+    failStream(stream, error instanceof DialError ? classifyBackendFailure(error) : 'bad-internal-url', error.message);
   });
 }
 
@@ -69,7 +69,7 @@ async function forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, 
       stream.close(NGHTTP2_INTERNAL_ERROR);
       return;
     }
-    const errorClass = error instanceof DialError ? error.errorClass as BackendFailureClass : classifyBackendError(error);
+    const errorClass = classifyBackendFailure(error);
     logger.warn({ app: headers[FERRY_HEADERS.app], backend: internal.origin, errorClass, code: error.code }, 'backend request failed');
     failStream(stream, errorClass, `${internal.host}: ${error.code ?? error.message}`);
   });
@@ -91,7 +91,9 @@ async function forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, 
   }
 }
 
-function classifyBackendError(error: NodeJS.ErrnoException): BackendFailureClass {
+/** The failure class a backend error is reported under (a dial error keeps its own class). */
+export function classifyBackendFailure(error: NodeJS.ErrnoException): BackendFailureClass {
+  if (error instanceof DialError) return error.errorClass as BackendFailureClass;
   switch (error.code) {
     case 'ENOTFOUND': case 'EAI_AGAIN': return 'dns';
     case 'ECONNREFUSED': return 'connect-refused';

@@ -6,6 +6,8 @@
 // running supervisor.
 import type { Logger } from '../shared/log.js';
 import { serveBackendStream } from './backend.js';
+import { createConnectionStreams } from './connection-stream.js';
+import { CONNECTOR_FEATURES } from '../shared/wire.js';
 import type { ConnectorEgress } from './egress.js';
 import type { ConnectorConfig } from './config.js';
 import { loadConnectorState, type ConnectorState } from './state.js';
@@ -25,6 +27,7 @@ export class Connector {
   start(onStatus?: SupervisorOptions['onStatus']): Supervisor {
     const { config, logger } = this;
     const { egress } = this;
+    const connectionStreams = createConnectionStreams(egress.backend, logger);
     this.supervisor = new Supervisor({
       dialers: { tcp: egress.direct, https: egress.routed },
       state: this.state,
@@ -35,7 +38,11 @@ export class Connector {
       backoff: config.backoff,
       pingIntervalMs: config.pingIntervalMs,
       connectTimeoutMs: config.directTimeoutMs,
-      onStream: (stream, headers) => serveBackendStream(stream, headers, egress.backend, logger),
+      // A plain CONNECT carries a whole user connection; anything else is one request.
+      onStream: (stream, headers) => (headers[':method'] === 'CONNECT' && !headers[':protocol']
+        ? connectionStreams.serve(stream, headers)
+        : serveBackendStream(stream, headers, egress.backend, logger)),
+      features: [CONNECTOR_FEATURES.connectionStreams],
       onStatus,
     });
     logger.info({ connectorId: this.state.connectorId, group: this.state.group, tunnels: config.tunnels, transport: config.transport }, 'connector starting');

@@ -45,6 +45,8 @@ export interface SessionOptions {
   pingIntervalMs: number;
   connectTimeoutMs: number;
   onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void;
+  /** CONNECTOR_FEATURES this connector's onStream serves, announced in the hello. */
+  features?: string[];
   /** Called once the relay has said hello: the tunnel carries traffic from now on. */
   onUp?(): void;
   signal: AbortSignal;
@@ -105,7 +107,7 @@ function serveOn(socket: tls.TLSSocket, options: SessionOptions, started: number
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
       const path = headers[':path'];
       if (path === CONTROL_PATHS.hello) {
-        const hello: ConnectorHello = { connectorId: options.state.connectorId, version: CONNECTOR_VERSION, hostname: os.hostname() };
+        const hello: ConnectorHello = { connectorId: options.state.connectorId, version: CONNECTOR_VERSION, hostname: os.hostname(), features: options.features ?? [] };
         stream.respond({ ':status': 200, 'content-type': 'application/json' });
         stream.end(JSON.stringify(hello));
         if (!connected) {

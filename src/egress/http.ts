@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createDialer, proxyLabel, type DialerOptions, type EgressDialer, type ProxyRoute } from './dial/index.js';
 import { connectVerifiedTls } from './tls.js';
-import type { Caller, Dialer, ProxyResolver, Provenance, Route } from './types.js';
+import type { Caller, Dialer, DialResult, ProxyResolver, Provenance, Route } from './types.js';
 
 export interface EgressTlsOptions {
   /** Trust only this CA (PEM); absent: the system roots. */
@@ -157,7 +157,16 @@ export function createBackendRequester(options: BackendRequesterOptions) {
     };
   }
 
-  return { plan };
+  /**
+   * A byte stream to the app at `url` (passthrough apps): DIRECT, or a CONNECT/SOCKS tunnel through
+   * the resolved proxy when useDefaultProxyForBackendRequests is on.
+   */
+  function connect(url: URL, timeoutMs?: number): Promise<DialResult> {
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    return routedDialer.dial({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port, caller: 'backend', url, ...(timeoutMs ? { timeoutMs } : {}) });
+  }
+
+  return { plan, connect };
 }
 
 /** For logs: where a backend request goes, never with credentials. */

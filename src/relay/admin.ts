@@ -29,7 +29,7 @@ export class RelayAdmin {
     return { token: encodeToken({ relayUrl: this.config.advertise.registrationUrl, caFingerprint: identity.caFingerprint, secret }), expiresAt };
   }
 
-  addApp(input: { name: string; externalUrl: string; internalUrl: string; group: string; timeoutMs?: number }): AppRow {
+  addApp(input: Parameters<RelayStore['addApp']>[0]): AppRow {
     return this.store.addApp(input);
   }
 

@@ -29,6 +29,12 @@ const RelayFileSchema = z.object({
   }).strict().default({}),
   tunnelPingIntervalMs: z.number().int().min(100).default(10_000),
   connectorCertDays: z.number().int().min(1).max(825).default(30),
+  /**
+   * HTTP/1.1 user connections as one tunnel stream each (false: a stream per request, as HTTP/2
+   * users always are). Turn off when a load balancer in front pools one upstream connection across
+   * host names (each connection serves one app; other hosts get 421).
+   */
+  connectionStreams: z.boolean().default(true),
 }).strict();
 
 export interface RelayConfig {
@@ -41,6 +47,7 @@ export interface RelayConfig {
   advertise: { tunnel: string[]; public: string[]; registrationUrl: string };
   tunnelPingIntervalMs: number;
   connectorCertDays: number;
+  connectionStreams: boolean;
 }
 
 export interface HostPort { host: string; port: number }
@@ -78,6 +85,7 @@ export function resolveRelayConfig(raw: z.output<typeof RelayFileSchema>, file: 
     },
     tunnelPingIntervalMs: raw.tunnelPingIntervalMs,
     connectorCertDays: raw.connectorCertDays,
+    connectionStreams: raw.connectionStreams,
   });
 }
 

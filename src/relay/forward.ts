@@ -7,16 +7,11 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { endToEndHeaders, FERRY_HEADERS } from '../shared/wire.js';
 import type { Logger } from '../shared/log.js';
-import { renderUserError, userErrors, type UserError } from './error-page.js';
+import { renderUserError, userErrors, type UserError } from '../shared/error-page.js';
 import type { Tunnel, TunnelRegistry } from './tunnel-registry.js';
+import { addForwardedHeaders, joinPath, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
 
-export interface PublishedApp {
-  name: string;
-  externalUrl: URL;
-  internalUrl: URL;
-  group: string;
-  timeoutMs: number;
-}
+export type { PublishedApp };
 
 export interface ForwardContext {
   findApp(host: string): PublishedApp | undefined;
@@ -178,11 +173,7 @@ export function forwardUpgrade(ctx: ForwardContext, req: IncomingMessage, socket
 
 function tunnelRequestHeaders(req: UserRequest, app: PublishedApp, host: string, userProto: 'http' | 'https'): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = endToEndHeaders(req.headers);
-  const clientIp = req.socket.remoteAddress ?? '';
-  const prior = req.headers['x-forwarded-for'];
-  headers['x-forwarded-for'] = prior ? `${prior}, ${clientIp}` : clientIp;
-  headers['x-forwarded-host'] = host;
-  headers['x-forwarded-proto'] = userProto;
+  addForwardedHeaders(headers, req.headers['x-forwarded-for'], req.socket.remoteAddress ?? '', host, userProto);
   headers[':method'] = req.method ?? 'GET';
   headers[':path'] = joinPath(app, req.url ?? '/');
   headers[':scheme'] = app.internalUrl.protocol.replace(':', '');
@@ -190,24 +181,6 @@ function tunnelRequestHeaders(req: UserRequest, app: PublishedApp, host: string,
   headers[FERRY_HEADERS.internalUrl] = app.internalUrl.origin;
   headers[FERRY_HEADERS.app] = app.name;
   return headers;
-}
-
-/** Maps an external path onto the internal URL: the external path prefix becomes the internal one. */
-function joinPath(app: PublishedApp, requestPath: string): string {
-  const externalPrefix = app.externalUrl.pathname.replace(/\/$/, '');
-  const internalPrefix = app.internalUrl.pathname.replace(/\/$/, '');
-  const rest = externalPrefix && requestPath.startsWith(externalPrefix) ? requestPath.slice(externalPrefix.length) : requestPath;
-  return `${internalPrefix}${rest.startsWith('/') ? rest : `/${rest}`}`;
-}
-
-/** A Location pointing at the internal URL is rewritten to the external one. */
-function rewriteLocation(headers: Record<string, string | string[]>, app: PublishedApp): void {
-  const location = headers.location;
-  if (typeof location !== 'string') return;
-  const internal = app.internalUrl.href.replace(/\/$/, '');
-  if (location === internal || location.startsWith(`${internal}/`) || location.startsWith(`${internal}?`)) {
-    headers.location = app.externalUrl.href.replace(/\/$/, '') + location.slice(internal.length);
-  }
 }
 
 function track(ctx: ForwardContext, tunnel: Tunnel, stream: ClientHttp2Stream): void {

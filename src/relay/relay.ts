@@ -6,7 +6,7 @@
 // (apps, revocations) arrive through the shared SQLite file: the relay polls PRAGMA data_version,
 // which changes only when another connection commits, so the poll costs one cheap query.
 import http from 'node:http';
-import http2, { type ClientHttp2Session, type Http2SecureServer, type ServerHttp2Session } from 'node:http2';
+import http2, { type ClientHttp2Session, type Http2Server, type ServerHttp2Session } from 'node:http2';
 import tls from 'node:tls';
 import net from 'node:net';
 import path from 'node:path';
@@ -19,7 +19,8 @@ import { pemChain } from '../shared/pki.js';
 import { RelayStore } from './store.js';
 import { TunnelRegistry } from './tunnel-registry.js';
 import { acceptTunnel } from './tunnel-acceptor.js';
-import { forwardRequest, forwardUpgrade, type ForwardContext, type PublishedApp } from './forward.js';
+import { forwardRequest, forwardUpgrade, type PublishedApp } from './forward.js';
+import { carryConnection, type ConnectionStreamContext } from './connection-stream.js';
 import { createRegistrationServer } from './registration.js';
 import { createReleaseEndpoints } from './releases.js';
 import { parseClientHello } from './client-hello.js';
@@ -43,6 +44,7 @@ export class Relay {
   private dataVersion = -1;
   private draining = false;
   private readonly inflight = { count: 0 };
+  private readonly connections = { count: 0 };
   private readonly tunnelSessions = new Set<ClientHttp2Session>();
   private readonly userSessions = new Set<ServerHttp2Session>();
   private servers: net.Server[] = [];
@@ -62,12 +64,26 @@ export class Relay {
     this.watcher = setInterval(() => this.refresh(), 500);
     this.watcher.unref();
 
-    const forward: ForwardContext = {
+    const forward: ConnectionStreamContext = {
       findApp: (host) => this.apps.get(host) ?? this.apps.get(stripDefaultPort(host)),
       tunnels: this.tunnels,
       logger,
       isDraining: () => this.draining,
       inflight: this.inflight,
+      connections: this.connections,
+    };
+    /** HTTP/1.1 users: a connection stream each when possible, else this server's per-request path. */
+    const perRequestServer = (userProto: 'http' | 'https') => {
+      const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => forwardRequest(forward, req, res, userProto));
+      server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => forwardUpgrade(forward, req, socket, head, userProto));
+      this.servers.push(server);
+      return server;
+    };
+    const http1Users = (userProto: 'http' | 'https') => {
+      const perRequest = perRequestServer(userProto);
+      return config.connectionStreams
+        ? (socket: net.Socket) => carryConnection(forward, socket, userProto, perRequest)
+        : (socket: net.Socket) => perRequest.emit('connection', socket);
     };
 
     // Tunnels: mTLS required; only certificates issued by the relay CA get past the handshake.
@@ -81,19 +97,22 @@ export class Relay {
     }, (socket) => acceptTunnel({ store: this.store, tunnels: this.tunnels, logger, pingIntervalMs: config.tunnelPingIntervalMs, sessions: this.tunnelSessions }, socket));
     tunnelServer.on('tlsClientError', (error, socket) => logger.warn({ err: error, remote: socket.remoteAddress }, 'tunnel TLS handshake failed'));
 
-    // Users: HTTPS with HTTP/2 and HTTP/1.1.
-    const userServer: Http2SecureServer = http2.createSecureServer({
-      cert: pemChain(this.identity.user.certPem, config.tls ? '' : this.identity.ca.certPem),
-      key: this.identity.user.keyPem,
-      allowHTTP1: true,
-      settings: { initialWindowSize: 1 << 20 },
-    }, (req, res) => forwardRequest(forward, req, res, 'https'));
-    userServer.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => forwardUpgrade(forward, req, socket, head, 'https'));
-    userServer.on('session', (session: ServerHttp2Session) => {
+    // Users: HTTPS; HTTP/2 (a stream per request) or HTTP/1.1, told apart by ALPN after the handshake.
+    const http2Users: Http2Server = http2.createServer({ settings: { initialWindowSize: 1 << 20 } }, (req, res) => forwardRequest(forward, req, res, 'https'));
+    http2Users.on('session', (session: ServerHttp2Session) => {
       this.userSessions.add(session);
       session.once('close', () => this.userSessions.delete(session));
     });
-    userServer.on('secureConnection', (socket: tls.TLSSocket) => socket.setNoDelay(true));
+    const http1OverTls = http1Users('https');
+    const userServer = tls.createServer({
+      cert: pemChain(this.identity.user.certPem, config.tls ? '' : this.identity.ca.certPem),
+      key: this.identity.user.keyPem,
+      ALPNProtocols: ['h2', 'http/1.1'],
+    }, (socket: tls.TLSSocket) => {
+      socket.setNoDelay(true);
+      if (socket.alpnProtocol === 'h2') http2Users.emit('connection', socket);
+      else http1OverTls(socket);
+    });
 
     const registrationServer = createRegistrationServer({
       identity: this.identity, store: this.store, logger, advertise: config.advertise, connectorCertDays: config.connectorCertDays,
@@ -109,9 +128,11 @@ export class Relay {
     };
     this.servers.push(tunnelServer, publicServer, userServer, registrationServer);
     if (config.listen.userPlain) {
-      const plain = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => forwardRequest(forward, req, res, 'http'));
-      plain.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => forwardUpgrade(forward, req, socket, head, 'http'));
-      plain.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
+      const http1Plain = http1Users('http');
+      const plain = net.createServer((socket) => {
+        socket.setNoDelay(true);
+        http1Plain(socket);
+      });
       ports.userPlain = await listen(plain, config.listen.userPlain);
       this.servers.push(plain);
     }
@@ -130,7 +151,13 @@ export class Relay {
     for (const session of this.userSessions) session.close();
     const deadline = Date.now() + graceMs;
     while (this.inflight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const session of this.tunnelSessions) session.close();
+    // GOAWAY: connectors end idle connection streams at once and busy ones after their answer.
+    for (const session of this.tunnelSessions) {
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR);
+      session.close();
+    }
+    if (this.connections.count > 0) this.logger.info({ connections: this.connections.count }, 'waiting for HTTP/1.1 connections to finish their answers');
+    while (this.connections.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const server of this.servers) (server as http.Server).closeAllConnections?.();
     await new Promise((r) => setTimeout(r, 50));
     for (const session of this.tunnelSessions) session.destroy();
@@ -146,7 +173,7 @@ export class Relay {
     this.dataVersion = version;
     const apps = new Map<string, PublishedApp>();
     for (const row of this.store.listApps()) {
-      apps.set(row.externalHost, { name: row.name, externalUrl: new URL(row.externalUrl), internalUrl: new URL(row.internalUrl), group: row.group, timeoutMs: row.timeoutMs });
+      apps.set(row.externalHost, { name: row.name, externalUrl: new URL(row.externalUrl), internalUrl: new URL(row.internalUrl), group: row.group, timeoutMs: row.timeoutMs, mode: row.mode });
     }
     this.apps = apps;
     for (const tunnel of this.tunnels.all()) {

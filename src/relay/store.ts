@@ -12,6 +12,7 @@ import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { FerryError, UsageError } from '../shared/errors.js';
+import type { AppMode } from '../shared/published-app.js';
 
 export interface ConnectorRow {
   id: string;
@@ -36,6 +37,7 @@ export interface AppRow {
   internalUrl: string;
   group: string;
   timeoutMs: number;
+  mode: AppMode;
   createdAt: string;
 }
 
@@ -112,6 +114,8 @@ const MIGRATIONS: readonly string[] = [
     expires_at     TEXT NOT NULL
   );
   `,
+  // 3: how the connector carries an app's traffic (http: reads every request; passthrough: bytes).
+  `ALTER TABLE apps ADD COLUMN mode TEXT NOT NULL DEFAULT 'http' CHECK (mode IN ('http', 'passthrough'));`,
 ];
 
 interface ConnectorDbRow {
@@ -135,6 +139,7 @@ interface AppDbRow {
   internal_url: string;
   group_name: string;
   timeout_ms: number;
+  mode: AppMode;
   created_at: string;
 }
 
@@ -322,7 +327,7 @@ export class RelayStore {
 
   // ----- apps --------------------------------------------------------------------------------------
 
-  addApp(input: { name: string; externalUrl: string; internalUrl: string; group: string; timeoutMs?: number }): AppRow {
+  addApp(input: { name: string; externalUrl: string; internalUrl: string; group: string; timeoutMs?: number; mode?: AppMode }): AppRow {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(input.name)) {
       throw new UsageError(
         `the app name "${input.name}" is not valid`,
@@ -341,6 +346,13 @@ export class RelayStore {
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
       throw new UsageError(`the app timeout ${timeoutMs} ms is not valid`, 'give a positive whole number of milliseconds');
     }
+    const mode = input.mode ?? 'http';
+    if (mode === 'passthrough' && (internal.protocol !== 'http:' || internal.pathname !== '/' || internal.search !== '')) {
+      throw new UsageError(
+        `a passthrough app carries bytes unchanged, so its internal URL must be plain http without a path (got ${input.internalUrl})`,
+        `use e.g. --internal http://${internal.host}/, or publish it without --passthrough`,
+      );
+    }
     const externalHost = hostKey(external.hostname, external.port);
     const now = new Date();
     this.db
@@ -358,10 +370,10 @@ export class RelayStore {
         this.ensureGroup(input.group, now);
         this.db
           .prepare(
-            `INSERT INTO apps (name, external_url, external_host, internal_url, group_name, timeout_ms, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)`,
+            `INSERT INTO apps (name, external_url, external_host, internal_url, group_name, timeout_ms, mode, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
           )
-          .run(input.name, external.href, externalHost, internal.href, input.group, timeoutMs, now.toISOString());
+          .run(input.name, external.href, externalHost, internal.href, input.group, timeoutMs, mode, now.toISOString());
       })
       .immediate();
     return toApp(this.db.prepare('SELECT * FROM apps WHERE name = ?').get(input.name) as AppDbRow);
@@ -485,6 +497,7 @@ function toApp(row: AppDbRow): AppRow {
     internalUrl: row.internal_url,
     group: row.group_name,
     timeoutMs: row.timeout_ms,
+    mode: row.mode,
     createdAt: row.created_at,
   };
 }

@@ -75,7 +75,8 @@ export function acceptTunnel(options: TunnelAcceptorOptions, socket: TLSSocket):
       tellRejected(session, { reason: 'revoked', message: `connector ${connector.name} was removed from the relay` });
       return;
     }
-    const tunnel: Tunnel = { id: randomUUID().slice(0, 8), connectorId: connector.id, group: connector.group, remoteAddress, session, active: 0 };
+    const features = new Set(Array.isArray(info.features) ? info.features.filter((f): f is string => typeof f === 'string') : []);
+    const tunnel: Tunnel = { id: randomUUID().slice(0, 8), connectorId: connector.id, group: connector.group, remoteAddress, session, features, active: 0 };
     options.tunnels.add(tunnel);
     store.touchConnector(connector.id, { at: new Date(), version: String(info.version ?? ''), remoteAddress: socket.remoteAddress ?? '' });
     logger.info({ connector: connector.name, connectorId: connector.id, group: connector.group, tunnel: tunnel.id, remoteAddress, version: info.version }, 'tunnel up');

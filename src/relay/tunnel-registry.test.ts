@@ -4,7 +4,7 @@ import type { ClientHttp2Session } from 'node:http2';
 import { TunnelRegistry, type Tunnel } from './tunnel-registry.js';
 
 const session = (state: { closed?: boolean } = {}) => ({ closed: state.closed ?? false, destroyed: false }) as unknown as ClientHttp2Session;
-const tunnel = (id: string, connectorId: string, group = 'g', active = 0, closed = false): Tunnel => ({ id, connectorId, group, remoteAddress: '127.0.0.1:1', session: session({ closed }), active });
+const tunnel = (id: string, connectorId: string, group = 'g', active = 0, closed = false, features: string[] = []): Tunnel => ({ id, connectorId, group, remoteAddress: '127.0.0.1:1', session: session({ closed }), features: new Set(features), active });
 
 describe('TunnelRegistry.pick', () => {
   it('spreads idle load across connectors (round-robin among the least loaded)', () => {
@@ -32,5 +32,14 @@ describe('TunnelRegistry.pick', () => {
     assert.equal(registry.pick('g'), undefined);
     assert.equal(registry.pick('h')!.id, 'other');
     assert.equal(registry.pick('nobody'), undefined);
+  });
+
+  it('with a feature, picks only tunnels whose connector announced it', () => {
+    const registry = new TunnelRegistry();
+    registry.add(tunnel('old', 'A', 'g', 0));
+    registry.add(tunnel('new', 'B', 'g', 3, false, ['connection-streams']));
+    for (let i = 0; i < 5; i++) assert.equal(registry.pick('g', 'connection-streams')?.id, 'new');
+    assert.equal(registry.pick('g')?.id, 'old');
+    assert.equal(registry.pick('other', 'connection-streams'), undefined);
   });
 });

@@ -10,7 +10,9 @@ export interface Tunnel {
   readonly group: string;
   readonly remoteAddress: string;
   readonly session: ClientHttp2Session;
-  /** Streams in flight on this tunnel. */
+  /** What the connector announced in its hello (CONNECTOR_FEATURES). */
+  readonly features: ReadonlySet<string>;
+  /** Streams in flight on this tunnel (a connection stream counts once). */
   active: number;
 }
 
@@ -32,13 +34,15 @@ export class TunnelRegistry {
     if (list.length === 0) this.byGroup.delete(tunnel.group);
   }
 
-  pick(group: string): Tunnel | undefined {
+  /** The least loaded live tunnel of `group` (whose connector announced `feature`, when given). */
+  pick(group: string, feature?: string): Tunnel | undefined {
     const list = this.byGroup.get(group);
     if (!list || list.length === 0) return undefined;
+    const fits = (tunnel: Tunnel) => usable(tunnel) && (feature === undefined || tunnel.features.has(feature));
     let least = Infinity;
-    for (const tunnel of list) if (usable(tunnel) && tunnel.active < least) least = tunnel.active;
+    for (const tunnel of list) if (fits(tunnel) && tunnel.active < least) least = tunnel.active;
     if (least === Infinity) return undefined;
-    const candidates = list.filter((tunnel) => usable(tunnel) && tunnel.active === least);
+    const candidates = list.filter((tunnel) => fits(tunnel) && tunnel.active === least);
     this.turn = (this.turn + 1) % 1_000_000;
     return candidates[this.turn % candidates.length];
   }

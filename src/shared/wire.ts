@@ -1,7 +1,8 @@
 // The tunnel's wire contract, shared by relay and connector (DESIGN.md "The tunnel").
 //
 // After TLS, roles reverse: the relay is the HTTP/2 client and the connector the HTTP/2 server.
-// Each user request is one stream. The relay tells the connector where the request goes with
+// Each user request is one stream, or, for HTTP/1.1 users of a connector that announced
+// CONNECTOR_FEATURES.connectionStreams, each user connection is one CONNECT stream. The relay tells the connector where the request goes with
 // FERRY_HEADERS.internalUrl (the relay is trusted; the connector validates the scheme), and the
 // connector tells the relay why a backend failed with FERRY_HEADERS.error.
 
@@ -17,6 +18,31 @@ export const FERRY_HEADERS = {
   error: 'ferry-error',
   /** Human detail of that failure (connector → relay). */
   errorDetail: 'ferry-error-detail',
+  // On a connection stream (relay → connector), the facts the relay used to learn per request:
+  /** The app's internal URL (full href: a path prefix counts). */
+  internalHref: 'ferry-internal-href',
+  /** The app's external URL, e.g. `https://app.example.com/`. */
+  externalUrl: 'ferry-external-url',
+  /** The user's address, for X-Forwarded-For. */
+  clientAddress: 'ferry-client-address',
+  /** `http` or `https`: how the user reached the relay (X-Forwarded-Proto). */
+  userProto: 'ferry-user-proto',
+  /** How long the app may take to answer a request (ms), then 504. */
+  timeoutMs: 'ferry-timeout-ms',
+  /** `http` or `passthrough` (see PublishedApp.mode). */
+  appMode: 'ferry-app-mode',
+} as const;
+
+/**
+ * What a connector can do beyond the basic contract, announced in its hello. The relay uses a
+ * feature only on tunnels whose connector announced it, so old connectors keep working.
+ */
+export const CONNECTOR_FEATURES = {
+  /**
+   * One stream per HTTP/1.1 user connection: a CONNECT stream carrying the connection's bytes; the
+   * connector reads the requests (mode http) or splices the bytes to the app (mode passthrough).
+   */
+  connectionStreams: 'connection-streams',
 } as const;
 
 /** Control requests the relay sends on a new tunnel. */
@@ -31,6 +57,8 @@ export interface ConnectorHello {
   connectorId: string;
   version: string;
   hostname: string;
+  /** CONNECTOR_FEATURES values (absent from connectors before they existed). */
+  features?: string[];
 }
 
 export interface RejectedNotice {

@@ -47,13 +47,15 @@ export class FerryStack {
   private readonly connectors: ManagedProcess[] = [];
   private counter = 0;
 
-  async startRelay(extra: Record<string, unknown> = {}): Promise<RelayHandle> {
+  /** Starts the relay; `userPlain` adds its plain-HTTP user listener (ports.userPlain). */
+  async startRelay(extra: Record<string, unknown> = {}, options: { userPlain?: boolean } = {}): Promise<RelayHandle> {
     const [user, tunnel, registration] = [await freePort(), await freePort(), await freePort()];
+    const userPlain = options.userPlain ? await freePort() : undefined;
     const configFile = path.join(this.dir, 'relay.yaml');
     writeFileSync(configFile, stringify({
       stateDir: './relay',
       hostnames: ['app.localhost', 'other.localhost', 'dead.localhost', 'slow.localhost', 'lonely.localhost', 'relay.ferry.test', 'relay.test'],
-      listen: { user: `127.0.0.1:${user}`, tunnel: `127.0.0.1:${tunnel}`, registration: `127.0.0.1:${registration}` },
+      listen: { user: `127.0.0.1:${user}`, tunnel: `127.0.0.1:${tunnel}`, registration: `127.0.0.1:${registration}`, ...(userPlain ? { userPlain: `127.0.0.1:${userPlain}` } : {}) },
       tunnelPingIntervalMs: 2000,
       ...extra,
     }));
@@ -70,7 +72,7 @@ export class FerryStack {
       stop: (graceMs) => current.stop(graceMs),
       configFile,
       stateDir: path.join(this.dir, 'relay'),
-      ports: { user, tunnel, registration },
+      ports: { user, tunnel, registration, ...(userPlain ? { userPlain } : {}) },
       caFile: path.join(this.dir, 'relay', 'pki', 'ca.pem'),
       cli: (args) => runFerry([...args, '--config', configFile]),
       restart: async () => {

@@ -1,5 +1,6 @@
-// What a user sees when the relay cannot serve a request: HTML for browsers, JSON for API
-// clients (chosen by Accept), always saying what happened and what to do.
+// What a user sees when Ferry cannot serve a request (the relay, or the connector on a connection
+// stream): HTML for browsers, JSON for API clients (chosen by Accept), always saying what happened
+// and what to do.
 
 export type UserErrorCode =
   | 'unknown-host'
@@ -7,7 +8,8 @@ export type UserErrorCode =
   | 'backend-unreachable'
   | 'backend-timeout'
   | 'connector-lost'
-  | 'relay-draining';
+  | 'relay-draining'
+  | 'misdirected';
 
 export interface UserError {
   status: number;
@@ -37,6 +39,10 @@ export const userErrors = {
     status: 502, code: 'connector-lost', title: 'The connection to the connector was lost',
     detail: 'The tunnel to the connector closed before the application answered. Try again.',
   }),
+  misdirected: (host: string, served: string): UserError => ({
+    status: 421, code: 'misdirected', title: 'This connection serves another application',
+    detail: `This connection carries requests for "${served}", not "${host}". Open a new connection for "${host}" (a load balancer in front of the relay must keep one upstream pool per host name).`,
+  }),
   draining: (): UserError => ({
     status: 503, code: 'relay-draining', title: 'The relay is restarting',
     detail: 'The relay is shutting down. Try again in a moment.',
@@ -52,7 +58,7 @@ export function renderUserError(error: UserError, accept: string | undefined, er
   }
   const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${error.status} ${escapeHtml(error.title)}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#eee;padding:0 .2em}</style></head>
-<body><h1>${escapeHtml(error.title)}</h1><p>${escapeHtml(error.detail)}</p><p><small>Ferry relay · ${error.status} · <code>${error.code}</code>${errorClass ? ` · <code>${escapeHtml(errorClass)}</code>` : ''}</small></p></body></html>\n`;
+<body><h1>${escapeHtml(error.title)}</h1><p>${escapeHtml(error.detail)}</p><p><small>Ferry · ${error.status} · <code>${error.code}</code>${errorClass ? ` · <code>${escapeHtml(errorClass)}</code>` : ''}</small></p></body></html>\n`;
   return { headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }, body };
 }
 

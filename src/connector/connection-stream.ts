@@ -1,0 +1,291 @@
+// One HTTP/1.1 user connection arrives as one CONNECT stream (CONNECTOR_FEATURES.connectionStreams):
+// the relay only moves its bytes, so the per-request work happens here, once.
+// - mode http: Node's HTTP/1.1 server reads the requests off the stream and each goes to the app
+//   with the rules of a published app (Host check, X-Forwarded-*, path prefix, Location rewrite,
+//   timeout → 504, backend failure → 502 page), exactly as the relay applies them per stream;
+// - mode passthrough: the stream is spliced to a byte stream to the app (bytes only).
+// One HTTP server per tunnel session, so a relay's GOAWAY drains only that session's connections.
+import http, { type IncomingMessage, type ServerResponse, type ClientRequest } from 'node:http';
+import https from 'node:https';
+import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import { Duplex } from 'node:stream';
+import { endToEndHeaders, FERRY_HEADERS, type BackendFailureClass } from '../shared/wire.js';
+import { renderUserError, userErrors, type UserError } from '../shared/error-page.js';
+import { addForwardedHeaders, joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
+import type { Logger } from '../shared/log.js';
+import type { BackendRequester } from './egress.js';
+import { classifyBackendFailure } from './backend.js';
+
+const { NGHTTP2_CANCEL } = http2.constants;
+
+/** What the relay told the connector about the connection (its CONNECT headers). */
+interface ConnectionFacts {
+  app: PublishedApp;
+  clientAddress: string;
+  userProto: 'http' | 'https';
+}
+
+interface SessionServer {
+  server: http.Server;
+  draining: boolean;
+  /** Connections of this session and whether a request is in progress on each. */
+  busy: Map<Duplex, boolean>;
+}
+
+export function createConnectionStreams(requester: BackendRequester, logger: Logger) {
+  const facts = new WeakMap<Duplex, ConnectionFacts>();
+  const servers = new WeakMap<ServerHttp2Session, SessionServer>();
+
+  function serverFor(session: ServerHttp2Session): SessionServer {
+    const existing = servers.get(session);
+    if (existing) return existing;
+    const entry: SessionServer = { server: http.createServer({ keepAliveTimeout: 65_000 }), draining: false, busy: new Map() };
+    entry.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const socket = req.socket as unknown as Duplex;
+      const connection = facts.get(socket);
+      if (!connection) return res.destroy();
+      if (entry.draining) res.shouldKeepAlive = false;
+      entry.busy.set(socket, true);
+      res.once('finish', () => { if (entry.busy.has(socket)) entry.busy.set(socket, false); });
+      forwardRequest(connection, req, res, requester, logger);
+    });
+    entry.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const connection = facts.get(socket);
+      if (!connection) return socket.destroy();
+      forwardUpgrade(connection, req, socket, head, requester, logger);
+    });
+    entry.server.on('clientError', (_error, socket: Duplex) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+    // The relay is leaving this tunnel: idle connections end now, busy ones after their answer.
+    // (Node's closeIdleConnections() knows only connections of a listening server.)
+    session.once('goaway', () => {
+      entry.draining = true;
+      for (const [socket, busy] of entry.busy) if (!busy) socket.end();
+      logger.debug('relay sent GOAWAY: idle connection streams closed, busy ones close after their answer');
+    });
+    servers.set(session, entry);
+    return entry;
+  }
+
+  /** Serves one connection stream; an unusable one is refused, and the relay then serves it per request. */
+  function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    const connection = readFacts(headers);
+    if (!connection) {
+      stream.respond({ ':status': 400, [FERRY_HEADERS.error]: 'bad-internal-url', [FERRY_HEADERS.errorDetail]: 'the relay sent no usable app description' }, { endStream: true });
+      return;
+    }
+    if (connection.app.mode === 'passthrough') return splice(stream, connection);
+    stream.respond({ ':status': 200 });
+    const socket = streamAsSocket(stream);
+    facts.set(socket, connection);
+    const entry = serverFor(stream.session as ServerHttp2Session);
+    entry.busy.set(socket, false);
+    socket.once('close', () => entry.busy.delete(socket));
+    entry.server.emit('connection', socket);
+  }
+
+  function splice(stream: ServerHttp2Stream, connection: ConnectionFacts): void {
+    const { app } = connection;
+    requester.connect(app.internalUrl).then(({ socket }) => {
+      if (stream.destroyed) return socket.destroy();
+      stream.respond({ ':status': 200 });
+      socket.pipe(stream);
+      stream.pipe(socket);
+      socket.on('error', () => stream.close(NGHTTP2_CANCEL));
+      stream.on('error', () => socket.destroy());
+      stream.on('close', () => socket.destroy());
+    }, (error: NodeJS.ErrnoException) => {
+      const errorClass = classifyBackendFailure(error);
+      logger.warn({ app: app.name, backend: app.internalUrl.origin, errorClass, code: error.code }, 'passthrough connection to the app failed');
+      // Refused: the relay serves the connection per request, whose answer is the 502 page.
+      if (!stream.destroyed) stream.respond({ ':status': 502, [FERRY_HEADERS.error]: errorClass, [FERRY_HEADERS.errorDetail]: `${app.internalUrl.host}: ${error.code ?? error.message}`.replace(/[^\x20-\x7e]/g, '?') }, { endStream: true });
+    });
+  }
+
+  return { serve };
+}
+
+function readFacts(headers: IncomingHttpHeaders): ConnectionFacts | undefined {
+  try {
+    const internalUrl = new URL(String(headers[FERRY_HEADERS.internalHref]));
+    const externalUrl = new URL(String(headers[FERRY_HEADERS.externalUrl]));
+    if (internalUrl.protocol !== 'http:' && internalUrl.protocol !== 'https:') return undefined;
+    const timeoutMs = Number(headers[FERRY_HEADERS.timeoutMs]);
+    const mode = headers[FERRY_HEADERS.appMode] === 'passthrough' ? 'passthrough' : 'http';
+    return {
+      app: { name: String(headers[FERRY_HEADERS.app] ?? ''), internalUrl, externalUrl, group: '', timeoutMs: timeoutMs > 0 ? timeoutMs : 85_000, mode },
+      clientAddress: String(headers[FERRY_HEADERS.clientAddress] ?? ''),
+      userProto: headers[FERRY_HEADERS.userProto] === 'http' ? 'http' : 'https',
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: ServerResponse, requester: BackendRequester, logger: Logger): void {
+  const { app } = connection;
+  const host = String(req.headers.host ?? '');
+  const accept = req.headers.accept;
+  if (normalizeHost(host) !== normalizeHost(app.externalUrl.host)) {
+    res.shouldKeepAlive = false;
+    return sendError(res, userErrors.misdirected(host, app.externalUrl.host), accept);
+  }
+  const headers = endToEndHeaders(req.headers);
+  addForwardedHeaders(headers, req.headers['x-forwarded-for'], connection.clientAddress, host, connection.userProto);
+  headers.host = app.internalUrl.host;
+  let request: ClientRequest | undefined;
+  let answered = false;
+  const timer = setTimeout(() => {
+    if (answered) return;
+    answered = true;
+    request?.destroy();
+    res.shouldKeepAlive = false;
+    sendError(res, userErrors.backendTimeout(app.timeoutMs), accept);
+  }, app.timeoutMs);
+  timer.unref();
+  res.on('close', () => {
+    clearTimeout(timer);
+    if (!res.writableFinished) request?.destroy();
+  });
+
+  requester.plan(new URL(joinPath(app, req.url ?? '/'), app.internalUrl.origin), { method: req.method ?? 'GET', headers }).then((plan) => {
+    if (answered || res.destroyed) return;
+    request = (plan.protocol === 'https:' ? https : http).request(plan.options);
+    request.setNoDelay?.(true);
+    request.on('response', (response: IncomingMessage) => {
+      clearTimeout(timer);
+      if (answered) return response.destroy();
+      answered = true;
+      const out = endToEndHeaders(response.headers);
+      rewriteLocation(out, app);
+      res.writeHead(response.statusCode ?? 502, out as http.OutgoingHttpHeaders);
+      response.pipe(res);
+      response.on('error', () => res.destroy());
+    });
+    request.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (answered) return void res.destroy();
+      answered = true;
+      const errorClass = classifyBackendFailure(error);
+      logger.warn({ app: app.name, backend: app.internalUrl.origin, errorClass, code: error.code }, 'backend request failed');
+      res.shouldKeepAlive = false;
+      sendError(res, userErrors.backendUnreachable(errorClass, `${app.internalUrl.host}: ${error.code ?? error.message}`), accept, errorClass);
+    });
+    req.pipe(request);
+  }, (error: Error) => {
+    clearTimeout(timer);
+    if (answered) return;
+    answered = true;
+    logger.warn({ err: error, app: app.name }, 'backend request could not be planned');
+    sendError(res, userErrors.backendUnreachable('bad-internal-url', error.message), accept, 'bad-internal-url');
+  });
+}
+
+/** An HTTP/1.1 Upgrade (WebSocket) goes to the app as an Upgrade; then bytes both ways. */
+function forwardUpgrade(connection: ConnectionFacts, req: IncomingMessage, socket: Duplex, head: Buffer, requester: BackendRequester, logger: Logger): void {
+  const { app } = connection;
+  const host = String(req.headers.host ?? '');
+  const fail = (error: UserError): void => {
+    socket.end(`HTTP/1.1 ${error.status} ${error.title}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${error.detail}\n`);
+  };
+  if (normalizeHost(host) !== normalizeHost(app.externalUrl.host)) return fail(userErrors.misdirected(host, app.externalUrl.host));
+  if (String(req.headers.upgrade).toLowerCase() !== 'websocket') return fail({ ...userErrors.unknownHost(host), status: 400, title: 'Bad Request', detail: 'only WebSocket upgrades are supported' });
+  const headers = endToEndHeaders(req.headers);
+  addForwardedHeaders(headers, req.headers['x-forwarded-for'], connection.clientAddress, host, connection.userProto);
+  Object.assign(headers, { host: app.internalUrl.host, connection: 'Upgrade', upgrade: 'websocket' });
+  requester.plan(new URL(joinPath(app, req.url ?? '/'), app.internalUrl.origin), { method: 'GET', headers }).then((plan) => {
+    const request = (plan.protocol === 'https:' ? https : http).request(plan.options);
+    request.on('upgrade', (response: IncomingMessage, backend: Duplex, backendHead: Buffer) => {
+      const lines = ['HTTP/1.1 101 Switching Protocols', 'upgrade: websocket', 'connection: Upgrade'];
+      for (const [name, value] of Object.entries(endToEndHeaders(response.headers))) {
+        for (const item of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${item}`);
+      }
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (backendHead.length) socket.write(backendHead);
+      if (head.length) backend.write(head);
+      backend.pipe(socket);
+      socket.pipe(backend);
+      backend.on('error', () => socket.destroy());
+      socket.on('error', () => backend.destroy());
+      backend.on('close', () => socket.destroy());
+      socket.on('close', () => backend.destroy());
+    });
+    request.on('response', (response: IncomingMessage) => {
+      response.resume();
+      fail(userErrors.backendUnreachable('refused-upgrade', `backend answered ${response.statusCode}`));
+    });
+    request.on('error', (error: NodeJS.ErrnoException) => {
+      const errorClass = classifyBackendFailure(error);
+      logger.warn({ app: app.name, backend: app.internalUrl.origin, errorClass, code: error.code }, 'backend upgrade failed');
+      fail(userErrors.backendUnreachable(errorClass, `${app.internalUrl.host}: ${error.code ?? error.message}`));
+    });
+    request.end();
+  }, (error: Error) => fail(userErrors.backendUnreachable('bad-internal-url', error.message)));
+}
+
+function sendError(res: ServerResponse, error: UserError, accept: string | undefined, errorClass?: BackendFailureClass): void {
+  if (res.headersSent) return void res.destroy();
+  const page = renderUserError(error, accept, errorClass);
+  res.writeHead(error.status, { ...page.headers, 'content-length': Buffer.byteLength(page.body) });
+  res.end(page.body);
+}
+
+/**
+ * The stream as the socket Node's HTTP server expects. Not the stream itself: the server writes
+ * its response heads as latin1 strings, and an HTTP/2 stream given those through writev corrupts
+ * the first bytes (seen on Node 20); this adapter hands it Buffers only.
+ */
+function streamAsSocket(stream: ServerHttp2Stream): Duplex {
+  // socket.setTimeout as Node's server uses it (keep-alive timeout between requests): 'timeout'
+  // after that long without bytes either way.
+  let idleMs = 0;
+  let idleTimer: NodeJS.Timeout | undefined;
+  const touch = () => {
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = idleMs > 0 ? setTimeout(() => socket.emit('timeout'), idleMs).unref() : undefined;
+  };
+  const socket = new Duplex({
+    read() {
+      stream.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      touch();
+      stream.write(chunk, callback);
+    },
+    writev(chunks, callback) {
+      touch();
+      const last = chunks.length - 1;
+      chunks.forEach(({ chunk }, index) => {
+        if (index === last) stream.write(chunk as Buffer, callback);
+        else stream.write(chunk as Buffer);
+      });
+    },
+    final(callback) {
+      stream.end(callback);
+    },
+    destroy(error, callback) {
+      if (idleTimer) clearTimeout(idleTimer);
+      if (!stream.closed) stream.close(error ? NGHTTP2_CANCEL : http2.constants.NGHTTP2_NO_ERROR);
+      callback(error);
+    },
+  });
+  stream.on('data', (chunk: Buffer) => {
+    touch();
+    if (!socket.push(chunk)) stream.pause();
+  });
+  stream.on('end', () => socket.push(null));
+  stream.on('error', (error) => socket.destroy(error));
+  stream.on('close', () => socket.destroy());
+  // What Node's HTTP server calls on a socket; a stream has its own idle handling.
+  const self = (): Duplex => socket;
+  const setIdleTimeout = (ms: number, callback?: () => void): Duplex => {
+    idleMs = ms;
+    if (callback) socket.once('timeout', callback);
+    touch();
+    return socket;
+  };
+  Object.assign(socket, { setTimeout: setIdleTimeout, setNoDelay: self, setKeepAlive: self, remoteAddress: undefined });
+  return socket;
+}

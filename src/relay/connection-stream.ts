@@ -1,0 +1,129 @@
+// An HTTP/1.1 user connection becomes one tunnel stream (CONNECTOR_FEATURES.connectionStreams):
+// the relay reads only the first request head, to learn the app from its Host, then moves bytes
+// both ways; the connector reads the requests (or splices them to the app, mode passthrough).
+// Per-request work on the relay (an HTTP/2 stream, header conversion, a response object per
+// request) was most of its CPU per small request; this leaves TLS and byte copies.
+//
+// Anything unusual hands the connection, bytes read so far included, to the per-request HTTP/1.1
+// server instead: an unknown host, no connector with the feature, a head too large or too slow,
+// a relay that is draining, a connector that refuses the stream. That server then answers with
+// the usual pages (404, 502, 503), so the fast path never changes what a user sees.
+import http2, { type ClientHttp2Stream } from 'node:http2';
+import type http from 'node:http';
+import type net from 'node:net';
+import { CONNECTOR_FEATURES, FERRY_HEADERS } from '../shared/wire.js';
+import type { ForwardContext } from './forward.js';
+
+const { NGHTTP2_CANCEL } = http2.constants;
+
+/** Larger first heads (big cookies) are served per request, where Node's own limits apply. */
+const MAX_FIRST_HEAD = 16 * 1024;
+/** A client slower than this to send its first head is served per request (with its timeouts). */
+const FIRST_HEAD_WAIT_MS = 5_000;
+/** After the user closed cleanly, how long the connector gets to end the stream before a reset. */
+const CLOSE_GRACE_MS = 2_000;
+
+export interface ConnectionStreamContext extends ForwardContext {
+  /** Connection streams open now (a graceful shutdown waits for them). */
+  connections: { count: number };
+}
+
+/** Serves one HTTP/1.1 user connection: as a connection stream when it can, else per request. */
+export function carryConnection(ctx: ConnectionStreamContext, socket: net.Socket, userProto: 'http' | 'https', perRequest: http.Server): void {
+  let buffered: Buffer = Buffer.alloc(0);
+  const handOver = () => {
+    socket.off('data', onData);
+    clearTimeout(timer);
+    if (socket.destroyed) return;
+    if (buffered.length) socket.unshift(buffered);
+    perRequest.emit('connection', socket);
+    socket.resume();
+  };
+  const timer = setTimeout(handOver, FIRST_HEAD_WAIT_MS);
+  const onData = (chunk: Buffer) => {
+    buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
+    const end = buffered.indexOf('\r\n\r\n');
+    if (end < 0 && buffered.length < MAX_FIRST_HEAD) return;
+    socket.pause();
+    socket.off('data', onData);
+    clearTimeout(timer);
+    const host = end < 0 ? undefined : hostOfFirstHead(buffered.toString('latin1', 0, end));
+    const app = host === undefined || ctx.isDraining() ? undefined : ctx.findApp(host);
+    const tunnel = app && ctx.tunnels.pick(app.group, CONNECTOR_FEATURES.connectionStreams);
+    if (!app || !tunnel) return handOver();
+    let stream: ClientHttp2Stream;
+    try {
+      stream = tunnel.session.request({
+        ':method': 'CONNECT',
+        ':authority': app.internalUrl.host,
+        [FERRY_HEADERS.app]: app.name,
+        [FERRY_HEADERS.internalHref]: app.internalUrl.href,
+        [FERRY_HEADERS.externalUrl]: app.externalUrl.href,
+        [FERRY_HEADERS.clientAddress]: socket.remoteAddress ?? '',
+        [FERRY_HEADERS.userProto]: userProto,
+        [FERRY_HEADERS.timeoutMs]: String(app.timeoutMs),
+        [FERRY_HEADERS.appMode]: app.mode,
+      });
+    } catch {
+      return handOver();
+    }
+    tunnel.active++;
+    ctx.connections.count++;
+    stream.once('close', () => {
+      tunnel.active--;
+      ctx.connections.count--;
+    });
+    // The first bytes travel with the stream's opening; the answer comes after the connector's 200.
+    stream.write(buffered);
+    let carried = false;
+    stream.once('response', (headers) => {
+      if (Number(headers[':status']) !== 200) {
+        stream.close(NGHTTP2_CANCEL);
+        return handOver();
+      }
+      carried = true;
+      stream.pipe(socket);
+      socket.pipe(stream);
+      socket.resume();
+    });
+    stream.on('error', (error) => {
+      if (!carried) return handOver();
+      ctx.logger.debug({ err: error, app: app.name, tunnel: tunnel.id }, 'connection stream failed');
+      socket.destroy();
+    });
+    stream.on('close', () => {
+      if (!carried) return;
+      // NO_ERROR: the connector is done with the connection (what it wrote is delivered first).
+      if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) socket.destroy();
+      else socket.end();
+    });
+    socket.on('close', (hadError) => {
+      if (stream.closed) return;
+      // A clean close: the connector ends the stream by itself; a reset for each closed connection
+      // would count against nghttp2's reset-rate limit on the connector.
+      if (!hadError && carried) setTimeout(() => { if (!stream.closed) stream.close(NGHTTP2_CANCEL); }, CLOSE_GRACE_MS).unref();
+      else stream.close(NGHTTP2_CANCEL);
+    });
+  };
+  socket.on('data', onData);
+  socket.on('error', () => clearTimeout(timer));
+}
+
+/**
+ * The Host of an HTTP/1.x request head, for routing only; undefined for anything unusual (the
+ * per-request server then answers it). The connector's HTTP parser checks every request again.
+ */
+export function hostOfFirstHead(head: string): string | undefined {
+  const lines = head.split('\r\n');
+  if (!/^[A-Z]+ \S+ HTTP\/1\.[01]$/.test(lines[0] ?? '')) return undefined;
+  let host: string | undefined;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const colon = line.indexOf(':');
+    if (colon <= 0 || /\s/.test(line.slice(0, colon))) return undefined;
+    if (line.slice(0, colon).toLowerCase() !== 'host') continue;
+    if (host !== undefined) return undefined;
+    host = line.slice(colon + 1).trim().toLowerCase();
+  }
+  return host || undefined;
+}

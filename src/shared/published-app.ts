@@ -1,0 +1,47 @@
+// What a published app means to the code that forwards its requests: the relay (a stream per
+// request) and the connector (a stream per user connection) apply the same rules, from here:
+// which Host a request must carry, how the external path maps onto the internal one, which
+// X-Forwarded-* headers the app sees, and how a Location naming the internal URL is rewritten.
+
+export type AppMode = 'http' | 'passthrough';
+
+export interface PublishedApp {
+  name: string;
+  externalUrl: URL;
+  internalUrl: URL;
+  group: string;
+  timeoutMs: number;
+  /** http: Ferry reads every request (headers, errors, timeouts); passthrough: bytes only. */
+  mode: AppMode;
+}
+
+/** Lower-cased host without a trailing dot or a default port (80, 443). */
+export function normalizeHost(host: string): string {
+  return host.toLowerCase().replace(/\.(?=:|$)/, '').replace(/:(443|80)$/, '');
+}
+
+/** Maps an external path onto the internal URL: the external path prefix becomes the internal one. */
+export function joinPath(app: PublishedApp, requestPath: string): string {
+  const externalPrefix = app.externalUrl.pathname.replace(/\/$/, '');
+  const internalPrefix = app.internalUrl.pathname.replace(/\/$/, '');
+  const rest = externalPrefix && requestPath.startsWith(externalPrefix) ? requestPath.slice(externalPrefix.length) : requestPath;
+  return `${internalPrefix}${rest.startsWith('/') ? rest : `/${rest}`}`;
+}
+
+/** A Location pointing at the internal URL is rewritten to the external one. */
+export function rewriteLocation(headers: Record<string, string | string[]>, app: PublishedApp): void {
+  const location = headers.location;
+  if (typeof location !== 'string') return;
+  const internal = app.internalUrl.href.replace(/\/$/, '');
+  if (location === internal || location.startsWith(`${internal}/`) || location.startsWith(`${internal}?`)) {
+    headers.location = app.externalUrl.href.replace(/\/$/, '') + location.slice(internal.length);
+  }
+}
+
+/** Adds X-Forwarded-For (appending the user's address), -Host and -Proto to `headers`. */
+export function addForwardedHeaders(headers: Record<string, string | string[]>, prior: string | string[] | undefined, clientIp: string, host: string, userProto: 'http' | 'https'): void {
+  const before = Array.isArray(prior) ? prior.join(', ') : prior;
+  headers['x-forwarded-for'] = before ? `${before}, ${clientIp}` : clientIp;
+  headers['x-forwarded-host'] = host;
+  headers['x-forwarded-proto'] = userProto;
+}
