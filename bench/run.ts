@@ -131,13 +131,22 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
       setFerryNodeArgs(['--cpu-prof', `--cpu-prof-dir=${options.cpuProf}`, '--import', "data:text/javascript,process.once('SIGTERM',()=>process.exit(0))"]);
     }
     log('starting relay and connectors');
-    const ferry: FerryDeployment = await startRelay(dir, ['tcp.localhost', 'squid.localhost', 'slow.localhost', SQUID_RELAY_NAME], env);
+    const ferry: FerryDeployment = await startRelay(dir, ['tcp.localhost', 'pass.localhost', 'squid.localhost', 'slow.localhost', SQUID_RELAY_NAME], env);
     stops.push(() => ferry.stop());
     const userPort = ferry.ports.user;
     await ferryCli(ferry, ['relay', 'app', 'add', 'tcp', '--external', `https://tcp.localhost:${userPort}`, '--internal', backendUrl, '--group', 'tcp']);
     await ferryCli(ferry, ['relay', 'app', 'add', 'squid', '--external', `https://squid.localhost:${userPort}`, '--internal', backendUrl, '--group', 'squid']);
     await ferryCli(ferry, ['relay', 'app', 'add', 'slow', '--external', `https://slow.localhost:${userPort}`, '--internal', sample.url, '--group', 'tcp']);
+    await ferryCli(ferry, ['relay', 'app', 'add', 'pass', '--external', `https://pass.localhost:${userPort}`, '--internal', backendUrl, '--group', 'tcp', '--passthrough']);
     const tcpConnector = await startConnector(ferry, dir, 'conn-tcp', 'tcp', { transport: 'tcp', proxy: { enabled: false } }, env);
+
+    // The design before connection streams, for comparison: a relay that opens a tunnel stream per
+    // request for HTTP/1.1 users too (connectionStreams: false), with its own connector.
+    const perRequestDir = path.join(dir, 'per-request');
+    const perRequest = await startRelay(perRequestDir, ['tcp.localhost'], env, { connectionStreams: false });
+    stops.push(() => perRequest.stop());
+    await ferryCli(perRequest, ['relay', 'app', 'add', 'tcp', '--external', `https://tcp.localhost:${perRequest.ports.user}`, '--internal', backendUrl, '--group', 'tcp']);
+    const perRequestConnector = await startConnector(perRequest, perRequestDir, 'conn-tcp', 'tcp', { transport: 'tcp', proxy: { enabled: false } }, env);
 
     // https transport through Squid: only when the harness exists and the tunnel really crosses Squid.
     let squidConnector: typeof tcpConnector | undefined;
@@ -169,8 +178,11 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
       proxy
         ? { target: { name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', baseUrl: `http://127.0.0.1:${proxy.port}`, paths } }
         : { target: { name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', baseUrl: '', paths }, reason: useNginx ? 'nginx did not start' : 'nginx is not installed (or FERRY_BENCH_NO_NGINX=1)' },
+      { target: { name: 'ferry-per-request-tls', label: 'Ferry tcp, a stream per request (connectionStreams: false), users over TLS', baseUrl: `https://127.0.0.1:${perRequest.ports.user}`, host: `tcp.localhost:${perRequest.ports.user}`, paths }, pids: { relay: perRequest.relay.child.pid!, connector: perRequestConnector.child.pid! } },
       { target: { name: 'ferry-tcp-tls', label: 'Ferry tcp, users over TLS', baseUrl: `https://127.0.0.1:${userPort}`, host: `tcp.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: tcpConnector.child.pid! } },
       { target: { name: 'ferry-tcp-plain', label: 'Ferry tcp, users over plain HTTP', baseUrl: `http://127.0.0.1:${ferry.ports.userPlain}`, host: `tcp.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: tcpConnector.child.pid! } },
+      { target: { name: 'ferry-passthrough-tls', label: 'Ferry tcp, passthrough app, users over TLS', baseUrl: `https://127.0.0.1:${userPort}`, host: `pass.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: tcpConnector.child.pid! } },
+      { target: { name: 'ferry-passthrough-plain', label: 'Ferry tcp, passthrough app, users over plain HTTP', baseUrl: `http://127.0.0.1:${ferry.ports.userPlain}`, host: `pass.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: tcpConnector.child.pid! } },
       squidConnector
         ? { target: { name: 'ferry-https-squid', label: 'Ferry https via Squid, users over TLS', baseUrl: `https://127.0.0.1:${userPort}`, host: `squid.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: squidConnector.child.pid! } }
         : { target: { name: 'ferry-https-squid', label: 'Ferry https via Squid, users over TLS', baseUrl: '', paths }, reason: squidReason ?? 'not available' },

@@ -126,10 +126,12 @@ export interface FerryDeployment {
 }
 
 /** Relay with the TLS and plain user listeners; the CLI runs with `--config`. */
-export async function startRelay(dir: string, hostnames: string[], env: NodeJS.ProcessEnv): Promise<FerryDeployment> {
+export async function startRelay(dir: string, hostnames: string[], env: NodeJS.ProcessEnv, extra: Record<string, unknown> = {}): Promise<FerryDeployment> {
+  mkdirSync(dir, { recursive: true });
   const [user, userPlain, tunnel, registration] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const configFile = path.join(dir, 'relay.yaml');
   writeFileSync(configFile, stringify({
+    ...extra,
     stateDir: './relay',
     hostnames,
     listen: { user: `127.0.0.1:${user}`, userPlain: `127.0.0.1:${userPlain}`, tunnel: `127.0.0.1:${tunnel}`, registration: `127.0.0.1:${registration}` },

@@ -76,29 +76,34 @@ export function carryConnection(ctx: ConnectionStreamContext, socket: net.Socket
     // The first bytes travel with the stream's opening; the answer comes after the connector's 200.
     stream.write(buffered);
     let carried = false;
+    let refused = false;
+    /** The connector refused the stream, or its tunnel went away first: serve the bytes per request. */
+    const refuse = () => {
+      if (carried || refused) return;
+      refused = true;
+      if (!stream.closed) stream.close(NGHTTP2_CANCEL);
+      handOver();
+    };
     stream.once('response', (headers) => {
-      if (Number(headers[':status']) !== 200) {
-        stream.close(NGHTTP2_CANCEL);
-        return handOver();
-      }
+      if (Number(headers[':status']) !== 200) return refuse();
       carried = true;
       stream.pipe(socket);
       socket.pipe(stream);
       socket.resume();
     });
     stream.on('error', (error) => {
-      if (!carried) return handOver();
+      if (!carried) return refuse();
       ctx.logger.debug({ err: error, app: app.name, tunnel: tunnel.id }, 'connection stream failed');
       socket.destroy();
     });
     stream.on('close', () => {
-      if (!carried) return;
+      if (!carried) return refuse();
       // NO_ERROR: the connector is done with the connection (what it wrote is delivered first).
       if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) socket.destroy();
       else socket.end();
     });
     socket.on('close', (hadError) => {
-      if (stream.closed) return;
+      if (stream.closed || refused) return;
       // A clean close: the connector ends the stream by itself; a reset for each closed connection
       // would count against nghttp2's reset-rate limit on the connector.
       if (!hadError && carried) setTimeout(() => { if (!stream.closed) stream.close(NGHTTP2_CANCEL); }, CLOSE_GRACE_MS).unref();

@@ -61,7 +61,7 @@ describe('RelayStore', () => {
     try {
       assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
       const versions = raw.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[];
-      assert.deepEqual(versions.map((row) => row.version), [1, 2]);
+      assert.deepEqual(versions.map((row) => row.version), [1, 2, 3]);
       assert.equal((raw.prepare('SELECT COUNT(*) AS n FROM registration_tokens').get() as { n: number }).n, 1);
     } finally {
       raw.close();
@@ -218,6 +218,15 @@ describe('RelayStore', () => {
     assert.throws(() => store.addApp({ name: 'ok', externalUrl: 'https://y.test/', internalUrl: 'http://a', group: '' }), UsageError);
     assert.deepEqual(store.listApps().map((a) => a.name), ['api', 'web']);
     assert.equal(store.groupExists('nobody-named-this'), false);
+    assert.equal(app.mode, 'http', 'apps read their requests unless told otherwise');
+    for (const internalUrl of ['https://10.0.0.9/', 'http://10.0.0.9/base']) {
+      assert.throws(
+        () => store.addApp({ name: 'pass', externalUrl: 'https://pass.test/', internalUrl, group: 'g', mode: 'passthrough' }),
+        (error: unknown) => error instanceof UsageError && /passthrough/.test(error.message) && Boolean(error.fix),
+      );
+    }
+    assert.equal(store.addApp({ name: 'pass', externalUrl: 'https://pass.test/', internalUrl: 'http://10.0.0.9:8080', group: 'g', mode: 'passthrough' }).mode, 'passthrough');
+    assert.equal(store.removeApp('pass'), true);
 
     assert.equal(store.removeApp('web'), true);
     assert.equal(store.removeApp('web'), false);

@@ -30,7 +30,7 @@ describe('npm run bench --quick', () => {
     assert.equal(report.quick, true);
     const direct = report.targets.find((t) => t.name === 'direct');
     assert.ok(direct?.available && direct.c64 && direct.c64.requests > 0, 'direct was measured');
-    for (const name of ['ferry-tcp-tls', 'ferry-tcp-plain']) {
+    for (const name of ['ferry-per-request-tls', 'ferry-tcp-tls', 'ferry-tcp-plain', 'ferry-passthrough-tls', 'ferry-passthrough-plain']) {
       const target = report.targets.find((t) => t.name === name);
       assert.ok(target?.available, `${name} was measured`);
       assert.ok((target.c1?.requests ?? 0) > 0, `${name} answered small GETs`);
