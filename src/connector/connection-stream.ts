@@ -9,8 +9,8 @@ import http, { type IncomingMessage, type ServerResponse, type ClientRequest } f
 import https from 'node:https';
 import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { Duplex } from 'node:stream';
-import { endToEndHeaders, FERRY_HEADERS, type BackendFailureClass } from '../shared/wire.js';
-import { renderUserError, userErrors, type UserError } from '../shared/error-page.js';
+import { endToEndHeaders, FERRY_HEADERS, switchingProtocolsHead } from '../shared/wire.js';
+import { rawUserError, sendUserError, userErrors, type UserError } from '../shared/error-page.js';
 import { addForwardedHeaders, joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
 import type { Logger } from '../shared/log.js';
 import type { BackendRequester } from './egress.js';
@@ -130,7 +130,7 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
   const accept = req.headers.accept;
   if (normalizeHost(host) !== normalizeHost(app.externalUrl.host)) {
     res.shouldKeepAlive = false;
-    return sendError(res, userErrors.misdirected(host, app.externalUrl.host), accept);
+    return sendUserError(res, userErrors.misdirected(host, app.externalUrl.host), accept);
   }
   const headers = endToEndHeaders(req.headers);
   addForwardedHeaders(headers, req.headers['x-forwarded-for'], connection.clientAddress, host, connection.userProto);
@@ -142,7 +142,7 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
     answered = true;
     request?.destroy();
     res.shouldKeepAlive = false;
-    sendError(res, userErrors.backendTimeout(app.timeoutMs), accept);
+    sendUserError(res, userErrors.backendTimeout(app.timeoutMs), accept);
   }, app.timeoutMs);
   timer.unref();
   res.on('close', () => {
@@ -171,7 +171,7 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
       const errorClass = classifyBackendFailure(error);
       logger.warn({ app: app.name, backend: app.internalUrl.origin, errorClass, code: error.code }, 'backend request failed');
       res.shouldKeepAlive = false;
-      sendError(res, userErrors.backendUnreachable(errorClass, `${app.internalUrl.host}: ${error.code ?? error.message}`), accept, errorClass);
+      sendUserError(res, userErrors.backendUnreachable(errorClass, `${app.internalUrl.host}: ${error.code ?? error.message}`), accept, errorClass);
     });
     req.pipe(request);
   }, (error: Error) => {
@@ -179,7 +179,7 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
     if (answered) return;
     answered = true;
     logger.warn({ err: error, app: app.name }, 'backend request could not be planned');
-    sendError(res, userErrors.backendUnreachable('bad-internal-url', error.message), accept, 'bad-internal-url');
+    sendUserError(res, userErrors.backendUnreachable('bad-internal-url', error.message), accept, 'bad-internal-url');
   });
 }
 
@@ -187,9 +187,7 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
 function forwardUpgrade(connection: ConnectionFacts, req: IncomingMessage, socket: Duplex, head: Buffer, requester: BackendRequester, logger: Logger): void {
   const { app } = connection;
   const host = String(req.headers.host ?? '');
-  const fail = (error: UserError): void => {
-    socket.end(`HTTP/1.1 ${error.status} ${error.title}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${error.detail}\n`);
-  };
+  const fail = (error: UserError): void => void socket.end(rawUserError(error));
   if (normalizeHost(host) !== normalizeHost(app.externalUrl.host)) return fail(userErrors.misdirected(host, app.externalUrl.host));
   if (String(req.headers.upgrade).toLowerCase() !== 'websocket') return fail({ ...userErrors.unknownHost(host), status: 400, title: 'Bad Request', detail: 'only WebSocket upgrades are supported' });
   const headers = endToEndHeaders(req.headers);
@@ -198,11 +196,7 @@ function forwardUpgrade(connection: ConnectionFacts, req: IncomingMessage, socke
   requester.plan(new URL(joinPath(app, req.url ?? '/'), app.internalUrl.origin), { method: 'GET', headers }).then((plan) => {
     const request = (plan.protocol === 'https:' ? https : http).request(plan.options);
     request.on('upgrade', (response: IncomingMessage, backend: Duplex, backendHead: Buffer) => {
-      const lines = ['HTTP/1.1 101 Switching Protocols', 'upgrade: websocket', 'connection: Upgrade'];
-      for (const [name, value] of Object.entries(endToEndHeaders(response.headers))) {
-        for (const item of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${item}`);
-      }
-      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      socket.write(switchingProtocolsHead(response.headers));
       if (backendHead.length) socket.write(backendHead);
       if (head.length) backend.write(head);
       backend.pipe(socket);
@@ -223,13 +217,6 @@ function forwardUpgrade(connection: ConnectionFacts, req: IncomingMessage, socke
     });
     request.end();
   }, (error: Error) => fail(userErrors.backendUnreachable('bad-internal-url', error.message)));
-}
-
-function sendError(res: ServerResponse, error: UserError, accept: string | undefined, errorClass?: BackendFailureClass): void {
-  if (res.headersSent) return void res.destroy();
-  const page = renderUserError(error, accept, errorClass);
-  res.writeHead(error.status, { ...page.headers, 'content-length': Buffer.byteLength(page.body) });
-  res.end(page.body);
 }
 
 /**

@@ -5,9 +5,9 @@ import http2, { type IncomingHttpHeaders as H2Headers, type ClientHttp2Stream } 
 import type { IncomingMessage, ServerResponse, IncomingHttpHeaders } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { endToEndHeaders, FERRY_HEADERS } from '../shared/wire.js';
+import { endToEndHeaders, FERRY_HEADERS, switchingProtocolsHead } from '../shared/wire.js';
 import type { Logger } from '../shared/log.js';
-import { renderUserError, userErrors, type UserError } from '../shared/error-page.js';
+import { rawUserError, sendUserError, userErrors, type UserError } from '../shared/error-page.js';
 import type { Tunnel, TunnelRegistry } from './tunnel-registry.js';
 import { addForwardedHeaders, joinPath, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
 
@@ -36,10 +36,10 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
   const host = hostOf(req.headers);
   const accept = req.headers.accept;
   const app = ctx.findApp(host);
-  if (!app) return sendError(res, userErrors.unknownHost(host), accept);
-  if (ctx.isDraining()) return sendError(res, userErrors.draining(), accept);
+  if (!app) return sendUserError(res, userErrors.unknownHost(host), accept);
+  if (ctx.isDraining()) return sendUserError(res, userErrors.draining(), accept);
   const tunnel = ctx.tunnels.pick(app.group);
-  if (!tunnel) return sendError(res, userErrors.noConnector(app.group), accept);
+  if (!tunnel) return sendUserError(res, userErrors.noConnector(app.group), accept);
 
   const headers = tunnelRequestHeaders(req, app, host, userProto);
   const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && !(req.headers['content-length'] === '0');
@@ -48,7 +48,7 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
     stream = tunnel.session.request(headers, { endStream: !hasBody });
   } catch (error) {
     ctx.logger.warn({ err: error, tunnel: tunnel.id }, 'tunnel refused a new stream');
-    return sendError(res, userErrors.connectorLost(), accept);
+    return sendUserError(res, userErrors.connectorLost(), accept);
   }
   track(ctx, tunnel, stream);
 
@@ -57,7 +57,7 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
     if (answered) return;
     answered = true;
     stream.close(NGHTTP2_CANCEL);
-    sendError(res, userErrors.backendTimeout(app.timeoutMs), accept);
+    sendUserError(res, userErrors.backendTimeout(app.timeoutMs), accept);
   }, app.timeoutMs);
   timer.unref();
 
@@ -71,7 +71,7 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
     if (failure) {
       stream.resume();
       const detail = String(responseHeaders[FERRY_HEADERS.errorDetail] ?? '');
-      return sendError(res, userErrors.backendUnreachable(String(failure), detail), accept, String(failure));
+      return sendUserError(res, userErrors.backendUnreachable(String(failure), detail), accept, String(failure));
     }
     const out = endToEndHeaders(responseHeaders);
     rewriteLocation(out, app);
@@ -84,7 +84,7 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
     if (!answered) {
       answered = true;
       ctx.logger.warn({ err: error, app: app.name, tunnel: tunnel.id }, 'tunnel stream failed before the answer');
-      sendError(res, userErrors.connectorLost(), accept);
+      sendUserError(res, userErrors.connectorLost(), accept);
     } else {
       res.destroy(error);
     }
@@ -127,9 +127,7 @@ function stopUnneededUpload(req: Http2ServerRequest, res: Http2ServerResponse, s
 export function forwardUpgrade(ctx: ForwardContext, req: IncomingMessage, socket: Duplex, head: Buffer, userProto: 'http' | 'https'): void {
   const host = hostOf(req.headers);
   const app = ctx.findApp(host);
-  const fail = (error: UserError) => {
-    socket.end(`HTTP/1.1 ${error.status} ${error.title}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${error.detail}\n`);
-  };
+  const fail = (error: UserError): void => void socket.end(rawUserError(error));
   if (String(req.headers.upgrade).toLowerCase() !== 'websocket') return fail({ ...userErrors.unknownHost(host), status: 400, title: 'Bad Request', detail: 'only WebSocket upgrades are supported' });
   if (!app) return fail(userErrors.unknownHost(host));
   const tunnel = ctx.tunnels.pick(app.group);
@@ -156,11 +154,7 @@ export function forwardUpgrade(ctx: ForwardContext, req: IncomingMessage, socket
       stream.close(NGHTTP2_CANCEL);
       return fail(userErrors.backendUnreachable(String(responseHeaders[FERRY_HEADERS.error] ?? 'refused-upgrade'), detail));
     }
-    const lines = ['HTTP/1.1 101 Switching Protocols', 'upgrade: websocket', 'connection: Upgrade'];
-    for (const [name, value] of Object.entries(endToEndHeaders(responseHeaders))) {
-      for (const item of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${item}`);
-    }
-    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    socket.write(switchingProtocolsHead(responseHeaders));
     if (head.length) stream.write(head);
     stream.pipe(socket);
     socket.pipe(stream);
@@ -190,14 +184,4 @@ function track(ctx: ForwardContext, tunnel: Tunnel, stream: ClientHttp2Stream): 
     tunnel.active--;
     ctx.inflight.count--;
   });
-}
-
-function sendError(res: UserResponse, error: UserError, accept: string | undefined, errorClass?: string): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const page = renderUserError(error, accept, errorClass);
-  res.writeHead(error.status, { ...page.headers, 'content-length': Buffer.byteLength(page.body) });
-  res.end(page.body);
 }

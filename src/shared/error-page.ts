@@ -62,6 +62,27 @@ export function renderUserError(error: UserError, accept: string | undefined, er
   return { headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }, body };
 }
 
+/** What a page is sent on: Node's ServerResponse or the HTTP/2 compatibility response. */
+export interface PageResponse {
+  readonly headersSent: boolean;
+  destroy(): void;
+  writeHead(status: number, headers: Record<string, string | number>): unknown;
+  end(body: string): unknown;
+}
+
+/** Answers with the error page; once an answer has begun, all that is left is to cut it. */
+export function sendUserError(res: PageResponse, error: UserError, accept: string | undefined, errorClass?: string): void {
+  if (res.headersSent) return void res.destroy();
+  const page = renderUserError(error, accept, errorClass);
+  res.writeHead(error.status, { ...page.headers, 'content-length': Buffer.byteLength(page.body) });
+  res.end(page.body);
+}
+
+/** The error as a raw HTTP/1.1 answer, for a refused Upgrade (no response object is left). */
+export function rawUserError(error: UserError): string {
+  return `HTTP/1.1 ${error.status} ${error.title}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${error.detail}\n`;
+}
+
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

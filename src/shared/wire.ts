@@ -92,6 +92,15 @@ export function endToEndHeaders(headers: Record<string, string | string[] | unde
   return out;
 }
 
+/** The head of the 101 answer to a WebSocket upgrade, with the app's end-to-end headers. */
+export function switchingProtocolsHead(headers: Record<string, string | string[] | undefined>): string {
+  const lines = ['HTTP/1.1 101 Switching Protocols', 'upgrade: websocket', 'connection: Upgrade'];
+  for (const [name, value] of Object.entries(endToEndHeaders(headers))) {
+    for (const item of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${item}`);
+  }
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
 /** The registration API's answer to POST /v1/register (relay → connector). */
 export interface RegistrationResponse {
   connectorId: string;
