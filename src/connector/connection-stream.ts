@@ -40,6 +40,9 @@ export function createConnectionStreams(requester: BackendRequester, logger: Log
     const existing = servers.get(session);
     if (existing) return existing;
     const entry: SessionServer = { server: http.createServer({ keepAliveTimeout: 65_000 }), draining: false, busy: new Map() };
+    // Connections are handed to it; 'listening' starts Node's headersTimeout / requestTimeout checks.
+    entry.server.emit('listening');
+    session.once('close', () => entry.server.close());
     entry.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const socket = req.socket as unknown as Duplex;
       const connection = facts.get(socket);

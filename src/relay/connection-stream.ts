@@ -78,26 +78,27 @@ export function carryConnection(ctx: ConnectionStreamContext, socket: net.Socket
     let carried = false;
     let refused = false;
     /** The connector refused the stream, or its tunnel went away first: serve the bytes per request. */
-    const refuse = () => {
+    const refuse = (why: string) => {
       if (carried || refused) return;
       refused = true;
+      ctx.logger.debug({ app: app.name, tunnel: tunnel.id, why }, 'connection stream refused: serving the connection per request');
       if (!stream.closed) stream.close(NGHTTP2_CANCEL);
       handOver();
     };
     stream.once('response', (headers) => {
-      if (Number(headers[':status']) !== 200) return refuse();
+      if (Number(headers[':status']) !== 200) return refuse(`connector answered ${headers[':status']}`);
       carried = true;
       stream.pipe(socket);
       socket.pipe(stream);
       socket.resume();
     });
     stream.on('error', (error) => {
-      if (!carried) return refuse();
+      if (!carried) return refuse(error.message);
       ctx.logger.debug({ err: error, app: app.name, tunnel: tunnel.id }, 'connection stream failed');
       socket.destroy();
     });
     stream.on('close', () => {
-      if (!carried) return refuse();
+      if (!carried) return refuse('the stream closed first');
       // NO_ERROR: the connector is done with the connection (what it wrote is delivered first).
       if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) socket.destroy();
       else socket.end();

@@ -89,6 +89,14 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
       res.destroy(error);
     }
   });
+  // A tunnel that goes away closes its streams with CANCEL, which Node reports with 'close' only.
+  stream.on('close', () => {
+    clearTimeout(timer);
+    if (answered) return;
+    answered = true;
+    ctx.logger.warn({ app: app.name, tunnel: tunnel.id, rstCode: stream.rstCode }, 'tunnel stream closed before the answer');
+    sendUserError(res, userErrors.connectorLost(), accept);
+  });
   // The user went away: stop the backend work too.
   // A response that finished normally leaves the stream to close by itself: an RST_STREAM for every
   // completed request trips nghttp2's reset-rate limit (the "rapid reset" defence), and the

@@ -76,6 +76,9 @@ export class Relay {
     const perRequestServer = (userProto: 'http' | 'https') => {
       const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => forwardRequest(forward, req, res, userProto));
       server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => forwardUpgrade(forward, req, socket, head, userProto));
+      // It never listens (connections are handed to it), but Node enforces headersTimeout and
+      // requestTimeout (408 to a slow-loris client) only once a server has emitted 'listening'.
+      server.emit('listening');
       this.servers.push(server);
       return server;
     };
