@@ -9,7 +9,7 @@ import http, { type IncomingMessage, type ServerResponse, type ClientRequest } f
 import https from 'node:https';
 import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { Duplex } from 'node:stream';
-import { endToEndHeaders, FERRY_HEADERS, switchingProtocolsHead } from '../shared/wire.js';
+import { endToEndHeaders, FERRY_HEADERS, switchingProtocolsHead, type BackendFailureClass } from '../shared/wire.js';
 import { rawUserError, sendUserError, userErrors, type UserError } from '../shared/error-page.js';
 import { addForwardedHeaders, joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
 import type { Logger } from '../shared/log.js';
@@ -138,52 +138,67 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
   const headers = endToEndHeaders(req.headers);
   addForwardedHeaders(headers, req.headers['x-forwarded-for'], connection.clientAddress, host, connection.userProto);
   headers.host = app.internalUrl.host;
-  let request: ClientRequest | undefined;
+  const url = new URL(joinPath(app, req.url ?? '/'), app.internalUrl.origin);
+  const method = req.method ?? 'GET';
+
+  // One answer per request, whichever comes first: the app's, the timeout's or a failure's.
+  const abort = new AbortController();
   let answered = false;
-  const timer = setTimeout(() => {
-    if (answered) return;
+  const claim = (): boolean => {
+    if (answered) return false;
     answered = true;
-    request?.destroy();
+    clearTimeout(timer);
+    return true;
+  };
+  const timer = setTimeout(() => {
+    if (!claim()) return;
+    abort.abort();
     res.shouldKeepAlive = false;
     sendUserError(res, userErrors.backendTimeout(app.timeoutMs), accept);
   }, app.timeoutMs);
   timer.unref();
   res.on('close', () => {
     clearTimeout(timer);
-    if (!res.writableFinished) request?.destroy();
+    if (!res.writableFinished) abort.abort();
   });
+  const answer = (status: number, responseHeaders: Record<string, string | string[] | undefined>, body: NodeJS.ReadableStream & { destroy(): void }) => {
+    if (!claim()) return void body.destroy();
+    const out = endToEndHeaders(responseHeaders);
+    rewriteLocation(out, app);
+    res.writeHead(status, out as http.OutgoingHttpHeaders);
+    body.pipe(res);
+    body.on('error', () => res.destroy());
+  };
+  const fail = (error: NodeJS.ErrnoException, errorClass: BackendFailureClass) => {
+    // After an answer began, only an unfinished one is cut; an abort (timeout, user gone) is not news.
+    if (!claim() || abort.signal.aborted) {
+      if (!res.writableEnded) res.destroy();
+      return;
+    }
+    logger.warn({ app: app.name, backend: app.internalUrl.origin, errorClass, code: error.code, err: error }, 'backend request failed');
+    res.shouldKeepAlive = false;
+    sendUserError(res, userErrors.backendUnreachable(errorClass, `${app.internalUrl.host}: ${error.code ?? error.message}`), accept, errorClass);
+  };
 
-  requester.plan(new URL(joinPath(app, req.url ?? '/'), app.internalUrl.origin), { method: req.method ?? 'GET', headers }).then((plan) => {
+  const pool = requester.directPool(url);
+  if (pool) {
+    // Node's server has answered any "Expect: 100-continue" already; undici refuses the header.
+    delete headers.expect;
+    const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
+    pool.request({ method, path: `${url.pathname}${url.search}`, headers, body: hasBody ? req : null, signal: abort.signal }).then(
+      (response) => answer(response.statusCode, response.headers, response.body),
+      (error: NodeJS.ErrnoException) => fail(error, classifyBackendFailure(error)),
+    );
+    return;
+  }
+  requester.plan(url, { method, headers }).then((plan) => {
     if (answered || res.destroyed) return;
-    request = (plan.protocol === 'https:' ? https : http).request(plan.options);
+    const request: ClientRequest = (plan.protocol === 'https:' ? https : http).request({ ...plan.options, signal: abort.signal });
     request.setNoDelay?.(true);
-    request.on('response', (response: IncomingMessage) => {
-      clearTimeout(timer);
-      if (answered) return response.destroy();
-      answered = true;
-      const out = endToEndHeaders(response.headers);
-      rewriteLocation(out, app);
-      res.writeHead(response.statusCode ?? 502, out as http.OutgoingHttpHeaders);
-      response.pipe(res);
-      response.on('error', () => res.destroy());
-    });
-    request.on('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (answered) return void res.destroy();
-      answered = true;
-      const errorClass = classifyBackendFailure(error);
-      logger.warn({ app: app.name, backend: app.internalUrl.origin, errorClass, code: error.code }, 'backend request failed');
-      res.shouldKeepAlive = false;
-      sendUserError(res, userErrors.backendUnreachable(errorClass, `${app.internalUrl.host}: ${error.code ?? error.message}`), accept, errorClass);
-    });
+    request.on('response', (response: IncomingMessage) => answer(response.statusCode ?? 502, response.headers, response));
+    request.on('error', (error: NodeJS.ErrnoException) => fail(error, classifyBackendFailure(error)));
     req.pipe(request);
-  }, (error: Error) => {
-    clearTimeout(timer);
-    if (answered) return;
-    answered = true;
-    logger.warn({ err: error, app: app.name }, 'backend request could not be planned');
-    sendUserError(res, userErrors.backendUnreachable('bad-internal-url', error.message), accept, 'bad-internal-url');
-  });
+  }, (error: Error) => fail(error, 'bad-internal-url'));
 }
 
 /** An HTTP/1.1 Upgrade (WebSocket) goes to the app as an Upgrade; then bytes both ways. */

@@ -42,6 +42,7 @@ export async function createConnectorEgress(config: ConnectorConfig, logger: Log
     resolver, direct, routed, backend,
     close: () => {
       resolver.close();
+      backend.close();
       trace.close();
     },
   };
