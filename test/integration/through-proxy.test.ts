@@ -34,11 +34,15 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
     backend = await startSampleBackend();
     await stack.startRelay({ publicHost: RELAY });
     const hosts = { [RELAY]: '127.0.0.1', 'relay.test': '127.0.0.1', 'app.internal.test': '127.0.0.1' };
-    [open, auth, deny] = await Promise.all([
+    // allSettled, so the Squids that did start are known to after() (and stopped) when one fails.
+    const started = await Promise.allSettled([
       startSquid({ mode: 'open', hosts }),
       startSquid({ mode: 'auth', hosts, users: { alice: 'wonderland' } }),
       startSquid({ mode: 'open', hosts, denyPorts: [stack.relay.ports.user, stack.relay.ports.registration] }),
     ]);
+    [open, auth, deny] = started.map((result) => (result.status === 'fulfilled' ? result.value : undefined)) as SquidInstance[];
+    const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failed) throw failed.reason;
     const { readFileSync } = await import('node:fs');
     bump = await startSquid({ mode: 'bump', hosts, upstreamCaPem: readFileSync(stack.relay.caFile, 'utf8'), bumpCaSubject: '/CN=Corp Inspection CA/O=Corp IT' });
     // Own ports (not 127.0.0.53:53 and 80), so other suites' DNS and wpad servers cannot interfere.
