@@ -9,6 +9,7 @@ import http, { type IncomingMessage, type ServerResponse, type ClientRequest } f
 import https from 'node:https';
 import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { Duplex } from 'node:stream';
+import { util } from 'undici';
 import { endToEndHeaders, FERRY_HEADERS, switchingProtocolsHead, type BackendFailureClass } from '../shared/wire.js';
 import { rawUserError, sendUserError, userErrors, type UserError } from '../shared/error-page.js';
 import { addForwardedHeaders, joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
@@ -201,7 +202,7 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
         if (cancelled) cancel();
       },
       onHeaders: (statusCode: number, rawHeaders: Buffer[], resume: () => void) => {
-        if (!writeHead(statusCode, headersFromRaw(rawHeaders))) {
+        if (!writeHead(statusCode, util.parseHeaders(rawHeaders))) {
           cancel?.();
           return false;
         }
@@ -227,18 +228,6 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
     request.on('error', (error: NodeJS.ErrnoException) => fail(error, classifyBackendFailure(error)));
     req.pipe(request);
   }, (error: Error) => fail(error, 'bad-internal-url'));
-}
-
-/** undici's raw header list (name, value, name, value…) as Node's header object. */
-function headersFromRaw(raw: Buffer[]): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase();
-    const value = raw[i + 1]!.toString('latin1');
-    const prior = out[name];
-    out[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
-  }
-  return out;
 }
 
 /** An HTTP/1.1 Upgrade (WebSocket) goes to the app as an Upgrade; then bytes both ways. */

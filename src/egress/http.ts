@@ -130,8 +130,7 @@ export function createBackendRequester(options: BackendRequesterOptions) {
   async function plan(url: URL, base: http.RequestOptions = {}): Promise<BackendRequestPlan> {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`backend URL must be http or https: ${url.href}`);
     const protocol = url.protocol;
-    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    const port = Number(url.port || (protocol === 'https:' ? 443 : 80));
+    const { host, port } = endpointOf(url);
     const path = `${url.pathname}${url.search}`;
     const decision =
       options.useProxy && options.resolver
@@ -169,8 +168,7 @@ export function createBackendRequester(options: BackendRequesterOptions) {
     if (options.useProxy || url.protocol !== 'http:') return undefined;
     let pool = pools.get(url.origin);
     if (!pool) {
-      const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-      const port = Number(url.port || 80);
+      const { host, port } = endpointOf(url);
       pool = new Pool(url.origin, {
         // The app's timeout is the caller's (504 page); a slow body (SSE, long downloads) is fine.
         headersTimeout: 0,
@@ -192,9 +190,8 @@ export function createBackendRequester(options: BackendRequesterOptions) {
    * A byte stream to the app at `url` (passthrough apps): DIRECT, or a CONNECT/SOCKS tunnel through
    * the resolved proxy when useDefaultProxyForBackendRequests is on.
    */
-  function connect(url: URL, timeoutMs?: number): Promise<DialResult> {
-    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-    return routedDialer.dial({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port, caller: 'backend', url, ...(timeoutMs ? { timeoutMs } : {}) });
+  function connect(url: URL): Promise<DialResult> {
+    return routedDialer.dial({ ...endpointOf(url), caller: 'backend', url });
   }
 
   return {
@@ -206,6 +203,11 @@ export function createBackendRequester(options: BackendRequesterOptions) {
       pools.clear();
     },
   };
+}
+
+/** The host (IPv6 without brackets) and port a backend URL names. */
+function endpointOf(url: URL): { host: string; port: number } {
+  return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
 }
 
 /** For logs: where a backend request goes, never with credentials. */

@@ -21,6 +21,7 @@ import { TunnelRegistry } from './tunnel-registry.js';
 import { acceptTunnel } from './tunnel-acceptor.js';
 import { forwardRequest, forwardUpgrade, type PublishedApp } from './forward.js';
 import { carryConnection, type ConnectionStreamContext } from './connection-stream.js';
+import { normalizeHost } from '../shared/published-app.js';
 import { createRegistrationServer } from './registration.js';
 import { createReleaseEndpoints } from './releases.js';
 import { parseClientHello } from './client-hello.js';
@@ -65,7 +66,7 @@ export class Relay {
     this.watcher.unref();
 
     const forward: ConnectionStreamContext = {
-      findApp: (host) => this.apps.get(host) ?? this.apps.get(stripDefaultPort(host)),
+      findApp: (host) => this.apps.get(normalizeHost(host)),
       tunnels: this.tunnels,
       logger,
       isDraining: () => this.draining,
@@ -211,10 +212,6 @@ function dispatchByAlpn(socket: net.Socket, userServer: net.Server, tunnelServer
   };
   socket.on('data', onData);
   socket.on('error', () => clearTimeout(timer));
-}
-
-function stripDefaultPort(host: string): string {
-  return host.replace(/:(443|80)$/, '');
 }
 
 async function listen(server: net.Server, at: HostPort): Promise<number> {
