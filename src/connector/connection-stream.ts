@@ -9,13 +9,12 @@ import http, { type IncomingMessage, type ServerResponse, type ClientRequest } f
 import https from 'node:https';
 import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { Duplex } from 'node:stream';
-import { util } from 'undici';
 import { endToEndHeaders, FERRY_HEADERS, switchingProtocolsHead, type BackendFailureClass } from '../shared/wire.js';
 import { rawUserError, sendUserError, userErrors, type UserError } from '../shared/error-page.js';
 import { addForwardedHeaders, joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
 import type { Logger } from '../shared/log.js';
 import type { BackendRequester } from './egress.js';
-import { classifyBackendFailure } from './backend.js';
+import { classifyBackendFailure, dispatchToApp } from './backend.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 
@@ -189,29 +188,13 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
 
   const pool = requester.directPool(url);
   if (pool) {
-    // Node's server has answered any "Expect: 100-continue" already; undici refuses the header.
-    delete headers.expect;
     const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
-    // undici's dispatch with a handler that writes straight into the response: no body stream in
-    // between; the response's backpressure pauses the backend read (onData false, resume on drain).
-    let resumeBackend: (() => void) | undefined;
-    res.on('drain', () => resumeBackend?.());
-    pool.dispatch({ method, path: `${url.pathname}${url.search}`, headers, body: hasBody ? req : null }, {
-      onConnect: (abort: (error?: Error) => void) => {
-        cancel = () => abort(new Error('cancelled'));
-        if (cancelled) cancel();
-      },
-      onHeaders: (statusCode: number, rawHeaders: Buffer[], resume: () => void) => {
-        if (!writeHead(statusCode, util.parseHeaders(rawHeaders))) {
-          cancel?.();
-          return false;
-        }
-        resumeBackend = resume;
-        return true;
-      },
-      onData: (chunk: Buffer) => res.write(chunk),
-      onComplete: () => void res.end(),
-      onError: (error: NodeJS.ErrnoException) => fail(error, classifyBackendFailure(error)),
+    cancel = dispatchToApp(pool, { method, path: `${url.pathname}${url.search}`, headers, body: hasBody ? req : null }, {
+      head: writeHead,
+      write: (chunk) => res.write(chunk),
+      onDrain: (resume) => res.on('drain', resume),
+      end: () => void res.end(),
+      fail: (error) => fail(error, classifyBackendFailure(error)),
     });
     return;
   }
