@@ -15,13 +15,6 @@ import type { BackendRequester } from './egress.js';
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
 export function serveBackendStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, requester: BackendRequester, logger: Logger): void {
-  forward(stream, headers, requester, logger).catch((error: Error) => {
-    logger.warn({ err: error }, 'backend request could not be planned');
-    failStream(stream, error instanceof DialError ? classifyBackendFailure(error) : 'bad-internal-url', error.message);
-  });
-}
-
-async function forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, requester: BackendRequester, logger: Logger): Promise<void> {
   let internal: URL;
   try {
     internal = new URL(String(headers[FERRY_HEADERS.internalUrl]));
@@ -31,16 +24,52 @@ async function forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, 
   }
   const isWebSocket = headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket';
   const requestHeaders = endToEndHeaders(headers);
-  const path = String(headers[':path'] ?? '/');
-  const target = new URL(path, internal.origin);
+  requestHeaders.host = internal.host;
+  const target = new URL(String(headers[':path'] ?? '/'), internal.origin);
+  const app = String(headers[FERRY_HEADERS.app] ?? '');
   const pool = isWebSocket ? undefined : requester.directPool(target);
-  if (pool) return dispatchToStream(pool, stream, headers, { ...requestHeaders, host: internal.host }, target, internal, logger);
-  // The egress plans the request: direct, or through the backend proxy when enabled.
-  const plan = await requester.plan(target, {
-    method: isWebSocket ? 'GET' : String(headers[':method']),
-    headers: isWebSocket
-      ? { ...requestHeaders, host: internal.host, connection: 'Upgrade', upgrade: 'websocket' }
-      : { ...requestHeaders, host: internal.host },
+  if (pool) {
+    // Synchronous, and nothing keeps the stream's header object: an open request (a long-poll)
+    // holds only what it needs.
+    const answer = new TunnelStreamAnswer(stream, app, internal, logger);
+    const dispatch = dispatchToApp(pool, {
+      method: String(headers[':method']),
+      path: `${target.pathname}${target.search}`,
+      headers: requestHeaders,
+      // Not the stream itself: undici destroys a body stream when it ends, and this one still has
+      // to carry the answer.
+      body: stream.endAfterHeaders ? null : stream.pipe(new PassThrough()),
+    }, answer);
+    // Reset by the relay (the user went away, or the answer came before the whole upload): the
+    // app's request stops rather than ending with a truncated body on a keep-alive connection.
+    // undici destroys a body it stops reading with an error; that is the stream's end, not news.
+    stream.on('error', ignore);
+    stream.on('close', () => { if (!answer.complete) dispatch.cancel(); });
+    return;
+  }
+  forwardPlanned(stream, { method: String(headers[':method']), isWebSocket, headers: requestHeaders, target, internal, app }, requester, logger).catch((error: Error) => {
+    logger.warn({ err: error }, 'backend request could not be planned');
+    failStream(stream, error instanceof DialError ? classifyBackendFailure(error) : 'bad-internal-url', error.message);
+  });
+}
+
+function ignore(): void {}
+
+interface TunnelRequest {
+  method: string;
+  isWebSocket: boolean;
+  headers: Record<string, string | string[] | undefined>;
+  target: URL;
+  internal: URL;
+  app: string;
+}
+
+/** Through the egress's plan (https apps, the backend proxy, WebSockets): Node's http.request. */
+async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRequest, requester: BackendRequester, logger: Logger): Promise<void> {
+  const { isWebSocket, internal, app } = tunnelRequest;
+  const plan = await requester.plan(tunnelRequest.target, {
+    method: isWebSocket ? 'GET' : tunnelRequest.method,
+    headers: isWebSocket ? { ...tunnelRequest.headers, connection: 'Upgrade', upgrade: 'websocket' } : tunnelRequest.headers,
   });
   if (stream.destroyed) return;
   const client = plan.protocol === 'https:' ? https : http;
@@ -74,7 +103,7 @@ async function forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, 
       return;
     }
     const errorClass = classifyBackendFailure(error);
-    logger.warn({ app: headers[FERRY_HEADERS.app], backend: internal.origin, errorClass, code: error.code }, 'backend request failed');
+    logger.warn({ app, backend: internal.origin, errorClass, code: error.code }, 'backend request failed');
     failStream(stream, errorClass, `${internal.host}: ${error.code ?? error.message}`);
   });
   stream.on('close', () => {
@@ -107,82 +136,104 @@ export interface AnswerSink {
   fail(error: NodeJS.ErrnoException): void;
 }
 
-/**
- * One request to a DIRECT plain-http app through its undici pool, the answer written straight into
- * `sink`: no body stream, no AbortController, no ClientRequest per request (at 10,000 open requests
- * http.request kept ~7 KB of objects each). Returns the cancel function (stops the app's request).
- */
-export function dispatchToApp(pool: Pool, request: { method: string; path: string; headers: Record<string, string | string[] | undefined>; body: Readable | null }, sink: AnswerSink): () => void {
-  let abort: ((error: Error) => void) | undefined;
-  let cancelled = false;
-  const cancel = () => {
-    cancelled = true;
-    abort?.(new Error('cancelled'));
-  };
-  // undici refuses Expect (Node's server, or the relay, answered 100-continue already).
-  delete request.headers.expect;
-  pool.dispatch(request, {
-    onConnect: (abortRequest: (error?: Error) => void) => {
-      abort = abortRequest;
-      if (cancelled) cancel();
-    },
-    onHeaders: (statusCode: number, rawHeaders: Buffer[], resume: () => void) => {
-      if (!sink.head(statusCode, util.parseHeaders(rawHeaders))) {
-        cancel();
-        return false;
-      }
-      sink.onDrain(resume);
-      return true;
-    },
-    onData: (chunk: Buffer) => sink.write(chunk),
-    onComplete: () => sink.end(),
-    onError: (error: NodeJS.ErrnoException) => sink.fail(error),
-  });
-  return cancel;
+export interface AppRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable | null;
 }
 
-/** A tunnel stream's request through `dispatchToApp`; the stream's flow control paces the app. */
-function dispatchToStream(pool: Pool, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, requestHeaders: Record<string, string | string[] | undefined>, target: URL, internal: URL, logger: Logger): void {
-  let complete = false;
-  const cancel = dispatchToApp(pool, {
-    method: String(headers[':method']),
-    path: `${target.pathname}${target.search}`,
-    headers: requestHeaders,
-    // Not the stream itself: undici destroys a body stream when it ends, and this one still has to
-    // carry the answer.
-    body: stream.endAfterHeaders ? null : stream.pipe(new PassThrough()),
-  }, {
-    head: (status, responseHeaders) => {
-      if (stream.destroyed) return false;
-      try {
-        stream.respond({ ':status': status, ...endToEndHeaders(responseHeaders) });
-        return true;
-      } catch (error) {
-        logger.debug({ err: error }, 'could not send response headers on the tunnel');
-        return false;
-      }
-    },
-    write: (chunk) => stream.write(chunk),
-    onDrain: (resume) => stream.on('drain', resume),
-    end: () => {
-      complete = true;
-      stream.end();
-    },
-    fail: (error) => {
-      complete = true;
-      if (stream.destroyed) return;
-      if (stream.headersSent) return stream.close(NGHTTP2_INTERNAL_ERROR);
-      const errorClass = classifyBackendFailure(error);
-      logger.warn({ app: headers[FERRY_HEADERS.app], backend: internal.origin, errorClass, code: error.code }, 'backend request failed');
-      failStream(stream, errorClass, `${internal.host}: ${error.code ?? error.message}`);
-    },
-  });
-  // Reset by the relay (the user went away, or the answer came before the whole upload): the app's
-  // request stops, rather than ending with a truncated body on a keep-alive connection.
-  // undici destroys a body it stops reading (an answer that came before the whole upload) with an
-  // error; that is the stream's end here, not news.
-  stream.on('error', () => undefined);
-  stream.on('close', () => { if (!complete) cancel(); });
+/**
+ * One request to a DIRECT plain-http app through its undici pool, the answer written straight into
+ * `sink`: no body stream, no AbortController, no ClientRequest per request (at 10,000 open
+ * requests, http.request kept ~7 KB of objects each). `cancel()` stops the app's request.
+ */
+export function dispatchToApp(pool: Pool, request: AppRequest, sink: AnswerSink): { cancel(): void } {
+  // undici refuses Expect (Node's server, or the relay, answered 100-continue already).
+  delete request.headers.expect;
+  const handler = new AppDispatch(sink);
+  pool.dispatch(request, handler);
+  return handler;
+}
+
+/** undici's handler for `dispatchToApp`: a class, so an open request costs one object, not closures. */
+class AppDispatch {
+  private abort: ((error: Error) => void) | undefined;
+  private cancelled = false;
+
+  constructor(private readonly sink: AnswerSink) {}
+
+  cancel(): void {
+    this.cancelled = true;
+    this.abort?.(new Error('cancelled'));
+  }
+
+  onConnect(abort: (error?: Error) => void): void {
+    this.abort = abort;
+    if (this.cancelled) this.cancel();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (!this.sink.head(statusCode, util.parseHeaders(rawHeaders))) {
+      this.cancel();
+      return false;
+    }
+    this.sink.onDrain(resume);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.sink.write(chunk);
+  }
+
+  onComplete(): void {
+    this.sink.end();
+  }
+
+  onError(error: NodeJS.ErrnoException): void {
+    this.sink.fail(error);
+  }
+}
+
+/** A tunnel stream as the sink of `dispatchToApp`; the stream's flow control paces the app. */
+class TunnelStreamAnswer implements AnswerSink {
+  complete = false;
+
+  constructor(private readonly stream: ServerHttp2Stream, private readonly app: string, private readonly internal: URL, private readonly logger: Logger) {}
+
+  head(status: number, headers: Record<string, string | string[] | undefined>): boolean {
+    if (this.stream.destroyed) return false;
+    try {
+      this.stream.respond({ ':status': status, ...endToEndHeaders(headers) });
+      return true;
+    } catch (error) {
+      this.logger.debug({ err: error }, 'could not send response headers on the tunnel');
+      return false;
+    }
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.stream.write(chunk);
+  }
+
+  onDrain(resume: () => void): void {
+    this.stream.on('drain', resume);
+  }
+
+  end(): void {
+    this.complete = true;
+    this.stream.end();
+  }
+
+  fail(error: NodeJS.ErrnoException): void {
+    this.complete = true;
+    const { stream, internal } = this;
+    if (stream.destroyed) return;
+    if (stream.headersSent) return void stream.close(NGHTTP2_INTERNAL_ERROR);
+    const errorClass = classifyBackendFailure(error);
+    this.logger.warn({ app: this.app, backend: internal.origin, errorClass, code: error.code }, 'backend request failed');
+    failStream(stream, errorClass, `${internal.host}: ${error.code ?? error.message}`);
+  }
 }
 
 /** The failure class a backend error is reported under (a dial error keeps its own class). */

@@ -189,13 +189,14 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
   const pool = requester.directPool(url);
   if (pool) {
     const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
-    cancel = dispatchToApp(pool, { method, path: `${url.pathname}${url.search}`, headers, body: hasBody ? req : null }, {
+    const dispatch = dispatchToApp(pool, { method, path: `${url.pathname}${url.search}`, headers, body: hasBody ? req : null }, {
       head: writeHead,
       write: (chunk) => res.write(chunk),
       onDrain: (resume) => res.on('drain', resume),
       end: () => void res.end(),
       fail: (error) => fail(error, classifyBackendFailure(error)),
     });
+    cancel = () => dispatch.cancel();
     return;
   }
   requester.plan(url, { method, headers }).then((plan) => {
