@@ -61,7 +61,7 @@ export interface SessionOutcome {
   draining?: boolean;
 }
 
-export const TUNNEL_SETTINGS = { initialWindowSize: 1 << 20, enableConnectProtocol: true, maxConcurrentStreams: 20_000 };
+export const TUNNEL_SETTINGS = { initialWindowSize: 4 << 20, enableConnectProtocol: true, maxConcurrentStreams: 20_000 };
 
 export async function serveTunnelOnce(options: SessionOptions): Promise<SessionOutcome> {
   const started = Date.now();
