@@ -75,21 +75,30 @@ export const HOP_BY_HOP = new Set([
   'proxy-authorization', 'proxy-authenticate', 'http2-settings', 'host',
 ]);
 
-/** Copies headers, dropping hop-by-hop ones, pseudo-headers and those named in Connection. */
+/**
+ * Copies headers, dropping hop-by-hop ones, pseudo-headers and those named in Connection. Runs
+ * twice per proxied request, so no Object.entries pairs and no Set unless Connection names any.
+ */
 export function endToEndHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const named = new Set<string>();
   const connection = headers.connection;
-  for (const value of Array.isArray(connection) ? connection : connection ? [connection] : []) {
-    for (const token of value.split(',')) named.add(token.trim().toLowerCase());
-  }
+  const named = connection === undefined ? undefined : connectionTokens(connection);
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || name.startsWith(':')) continue;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name.charCodeAt(0) === 0x3a /* ':' */) continue;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named.has(lower) || lower.startsWith('ferry-')) continue;
+    if (HOP_BY_HOP.has(lower) || lower.startsWith('ferry-') || named?.has(lower)) continue;
     out[lower] = value;
   }
   return out;
+}
+
+function connectionTokens(connection: string | string[]): Set<string> {
+  const named = new Set<string>();
+  for (const value of Array.isArray(connection) ? connection : [connection]) {
+    for (const token of value.split(',')) named.add(token.trim().toLowerCase());
+  }
+  return named;
 }
 
 /** The head of the 101 answer to a WebSocket upgrade, with the app's end-to-end headers. */
