@@ -5,6 +5,7 @@
 //   timeout → 504, backend failure → 502 page), exactly as the relay applies them per stream;
 // - mode passthrough: the stream is spliced to a byte stream to the app (bytes only).
 // One HTTP server per tunnel session, so a relay's GOAWAY drains only that session's connections.
+import type net from 'node:net';
 import http, { type IncomingMessage, type ServerResponse, type ClientRequest } from 'node:http';
 import https from 'node:https';
 import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
@@ -15,6 +16,7 @@ import { addForwardedHeaders, joinPath, normalizeHost, rewriteLocation, type Pub
 import type { Logger } from '../shared/log.js';
 import type { BackendRequester } from './egress.js';
 import { classifyBackendFailure, dispatchToApp } from './backend.js';
+import { HeadSplice } from './head-splice.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 
@@ -30,7 +32,12 @@ interface SessionServer {
   draining: boolean;
   /** Connections of this session and whether a request is in progress on each. */
   busy: Map<Duplex, boolean>;
+  /** Connections the head splice serves. */
+  splices: Set<HeadSplice>;
 }
+
+/** Between requests, how long a user connection stays open (Node's keepAliveTimeout, as set below). */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 export function createConnectionStreams(requester: BackendRequester, logger: Logger) {
   const facts = new WeakMap<Duplex, ConnectionFacts>();
@@ -39,7 +46,7 @@ export function createConnectionStreams(requester: BackendRequester, logger: Log
   function serverFor(session: ServerHttp2Session): SessionServer {
     const existing = servers.get(session);
     if (existing) return existing;
-    const entry: SessionServer = { server: http.createServer({ keepAliveTimeout: 65_000 }), draining: false, busy: new Map() };
+    const entry: SessionServer = { server: http.createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }), draining: false, busy: new Map(), splices: new Set() };
     // Connections are handed to it; 'listening' starts Node's headersTimeout / requestTimeout checks.
     entry.server.emit('listening');
     session.once('close', () => entry.server.close());
@@ -66,6 +73,7 @@ export function createConnectionStreams(requester: BackendRequester, logger: Log
     session.once('goaway', () => {
       entry.draining = true;
       for (const [socket, busy] of entry.busy) if (!busy) socket.end();
+      for (const headSplice of entry.splices) headSplice.drain();
       logger.debug('relay sent GOAWAY: idle connection streams closed, busy ones close after their answer');
     });
     servers.set(session, entry);
@@ -81,9 +89,31 @@ export function createConnectionStreams(requester: BackendRequester, logger: Log
     }
     if (connection.app.mode === 'passthrough') return splice(stream, connection);
     stream.respond({ ':status': 200 });
-    const socket = streamAsSocket(stream);
-    facts.set(socket, connection);
     const entry = serverFor(stream.session as ServerHttp2Session);
+    const { app } = connection;
+    if (!requester.directPool(app.internalUrl)) return toServer(stream, connection, entry, undefined);
+    // An app reached DIRECT over plain http: the head splice, until a request it does not take.
+    const headSplice = new HeadSplice(stream, {
+      ...connection,
+      dial: () => requester.connect(app.internalUrl).then(({ socket }) => socket as net.Socket),
+      handOver: (pending) => {
+        entry.splices.delete(headSplice);
+        toServer(stream, connection, entry, pending);
+      },
+      classify: classifyBackendFailure,
+      logger,
+      idleMs: KEEP_ALIVE_TIMEOUT_MS,
+    });
+    if (entry.draining) return headSplice.drain();
+    entry.splices.add(headSplice);
+    stream.once('close', () => entry.splices.delete(headSplice));
+  }
+
+  /** Node's HTTP server reads the connection's requests (from `pending` on, when given). */
+  function toServer(stream: ServerHttp2Stream, connection: ConnectionFacts, entry: SessionServer, pending: Buffer | undefined): void {
+    const socket = streamAsSocket(stream);
+    if (pending) socket.unshift(pending);
+    facts.set(socket, connection);
     entry.busy.set(socket, false);
     socket.once('close', () => entry.busy.delete(socket));
     entry.server.emit('connection', socket);

@@ -1,0 +1,414 @@
+// The fast path of a connection stream (mode http, an app reached DIRECT over plain http): one
+// backend connection per user connection, and only the *heads* are read and rewritten, with the
+// rules of a published app (Host check, hop-by-hop fields, X-Forwarded-*, path prefix, Location,
+// timeout → 504, failure → 502); bodies go through as bytes in their own framing. Node's HTTP
+// server and client objects per request cost the connector most of its CPU per small GET.
+// A request it does not take — anything but an origin-form HTTP/1.1 request for the app's host
+// whose body, if any, has one Content-Length (so: chunked uploads, Upgrade, Expect, a malformed or
+// oversized head) — hands the connection, from that request on, to Node's HTTP server
+// (connection-stream.ts), which applies the same rules per request and answers the errors.
+// May import: shared/, ./http1-heads, node:net types.
+import type net from 'node:net';
+import http2, { type ServerHttp2Stream } from 'node:http2';
+import { joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
+import { renderUserError, userErrors, type UserError } from '../shared/error-page.js';
+import { HOP_BY_HOP } from '../shared/wire.js';
+import type { Logger } from '../shared/log.js';
+import {
+  ChunkedBodyEnd, connectionTokens, contentLength, fieldValues, headEnd, MAX_HEAD_BYTES, parseHead, responseFraming,
+  type Head, type ResponseFraming,
+} from './http1-heads.js';
+
+const { NGHTTP2_CANCEL } = http2.constants;
+/** Set by the splice (X-Forwarded-For is appended to, as addForwardedHeaders does). */
+const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
+
+export interface SpliceOptions {
+  app: PublishedApp;
+  clientAddress: string;
+  userProto: 'http' | 'https';
+  /** A new connection to the app (the egress dialer, DIRECT). */
+  dial(): Promise<net.Socket>;
+  /** Takes the connection over from the request whose bytes are `pending`. */
+  handOver(pending: Buffer | undefined): void;
+  classify(error: NodeJS.ErrnoException): string;
+  logger: Logger;
+  /** Between requests, how long an idle connection stays open (as Node's keepAliveTimeout). */
+  idleMs: number;
+}
+
+/** One request on its way: what the response needs to know about it. */
+interface Exchange {
+  method: string;
+  accept: string | undefined;
+  /** Request body bytes still to forward. */
+  bodyLeft: number;
+  /** The user asked to close, or the splice must (draining, early answer). */
+  close: boolean;
+  responseStarted: boolean;
+  framing?: ResponseFraming;
+  lengthLeft: number;
+  chunked?: ChunkedBodyEnd;
+}
+
+export class HeadSplice {
+  private pending: Buffer | undefined;
+  private backend: net.Socket | undefined;
+  private backendPending: Buffer | undefined;
+  /** While the app's connection is being opened: what goes to it once it is, in order. */
+  private dialing: Buffer[] | undefined;
+  private exchange: Exchange | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private userEnded = false;
+  private draining = false;
+  private done = false;
+  private readonly onData = (chunk: Buffer) => this.userData(chunk);
+  private readonly onEnd = () => this.userEnd();
+  private readonly onClose = () => this.finish();
+
+  constructor(private readonly stream: ServerHttp2Stream, private readonly options: SpliceOptions) {
+    stream.on('data', this.onData);
+    stream.on('end', this.onEnd);
+    stream.on('close', this.onClose);
+    stream.on('error', this.onClose);
+    this.idle();
+  }
+
+  /** The relay sent GOAWAY: close now if idle, after the answer otherwise. */
+  drain(): void {
+    this.draining = true;
+    if (!this.exchange) this.closeUser();
+    else this.exchange.close = true;
+  }
+
+  // User side --------------------------------------------------------------------------------
+
+  private userData(chunk: Buffer): void {
+    const exchange = this.exchange;
+    if (exchange && exchange.bodyLeft > 0) {
+      const take = Math.min(exchange.bodyLeft, chunk.length);
+      exchange.bodyLeft -= take;
+      this.toBackend(take === chunk.length ? chunk : chunk.subarray(0, take));
+      if (take === chunk.length) return;
+      chunk = chunk.subarray(take);
+    }
+    this.pending = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    // Pipelined requests wait for the answer before; bound what waits.
+    if (this.exchange && this.pending.length > MAX_HEAD_BYTES) this.stream.pause();
+    if (!this.exchange) this.nextRequest();
+  }
+
+  private userEnd(): void {
+    this.userEnded = true;
+    if (!this.exchange) this.closeUser();
+  }
+
+  /** Reads the next request head from `pending`, if complete, and sends it on. */
+  private nextRequest(): void {
+    const pending = this.pending;
+    if (!pending || this.done) return;
+    const end = headEnd(pending);
+    if (end === -1) {
+      if (pending.length > MAX_HEAD_BYTES) this.giveUp();
+      return;
+    }
+    const head = parseHead(pending.toString('latin1', 0, end));
+    const request = head && this.requestHead(head);
+    if (!head || !request) return this.giveUp();
+    this.pending = end < pending.length ? pending.subarray(end) : undefined;
+    this.stream.resume();
+    clearTimeout(this.timer);
+    const close = connectionTokens(head).has('close') || this.draining;
+    this.exchange = { method: request.method, accept: fieldValues(head, 'accept')[0], bodyLeft: request.bodyLength, close, responseStarted: false, lengthLeft: 0 };
+    this.timer = setTimeout(() => this.timeout(), this.options.app.timeoutMs);
+    this.timer.unref();
+    let first = Buffer.from(request.head, 'latin1');
+    const body = this.pending;
+    if (body && request.bodyLength > 0) {
+      const take = Math.min(request.bodyLength, body.length);
+      first = Buffer.concat([first, body.subarray(0, take)]);
+      this.exchange.bodyLeft -= take;
+      this.pending = take < body.length ? body.subarray(take) : undefined;
+    }
+    this.toBackend(first);
+  }
+
+  /** The request head for the app, or undefined when this request is not for the fast path. */
+  private requestHead(head: Head): { method: string; head: string; bodyLength: number } | undefined {
+    const { app } = this.options;
+    const line = /^([A-Z]+) (\/[^ ]*) HTTP\/1\.1$/.exec(head.startLine);
+    if (!line) return undefined;
+    const hosts = fieldValues(head, 'host');
+    if (hosts.length !== 1 || normalizeHost(hosts[0]) !== normalizeHost(app.externalUrl.host)) return undefined;
+    const length = contentLength(head);
+    if (length === 'invalid') return undefined;
+    for (const name of head.lowerNames) if (name === 'transfer-encoding' || name === 'upgrade' || name === 'expect') return undefined;
+    const named = connectionTokens(head);
+    let out = `${line[1]} ${joinPath(app, line[2])} HTTP/1.1\r\nhost: ${app.internalUrl.host}\r\n`;
+    const forwardedFor: string[] = [];
+    for (let i = 0; i < head.names.length; i++) {
+      const lower = head.lowerNames[i];
+      if (lower === 'x-forwarded-for') forwardedFor.push(head.values[i]);
+      if (HOP_BY_HOP.has(lower) || named.has(lower) || lower.startsWith('ferry-') || FORWARDED.has(lower)) continue;
+      out += `${head.names[i]}: ${head.values[i]}\r\n`;
+    }
+    const { clientAddress } = this.options;
+    out += `x-forwarded-for: ${forwardedFor.length ? `${forwardedFor.join(', ')}, ${clientAddress}` : clientAddress}\r\n`;
+    out += `x-forwarded-host: ${hosts[0]}\r\nx-forwarded-proto: ${this.options.userProto}\r\n\r\n`;
+    return { method: line[1], head: out, bodyLength: length === 'none' ? 0 : length };
+  }
+
+  /** Not for the fast path: Node's HTTP server takes the connection from this request on. */
+  private giveUp(): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    this.stream.pause();
+    this.stream.off('data', this.onData);
+    this.stream.off('end', this.onEnd);
+    this.stream.off('close', this.onClose);
+    this.stream.off('error', this.onClose);
+    this.backend?.destroy();
+    const pending = this.pending;
+    this.pending = undefined;
+    this.options.handOver(pending);
+  }
+
+  private idle(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.closeUser(), this.options.idleMs);
+    this.timer.unref();
+  }
+
+  private closeUser(): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    this.backend?.destroy();
+    if (!this.stream.destroyed) this.stream.end();
+  }
+
+  private finish(): void {
+    if (this.done && !this.backend) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    this.backend?.destroy();
+  }
+
+  // Backend side -----------------------------------------------------------------------------
+
+  private toBackend(bytes: Buffer): void {
+    if (this.backend) {
+      if (!this.backend.write(bytes)) this.stream.pause();
+      return;
+    }
+    // First request, or the app closed the last connection between requests: a new one. What the
+    // user sends meanwhile waits in `queued`, in order.
+    if (this.dialing) {
+      this.dialing.push(bytes);
+      return;
+    }
+    const queued = [bytes];
+    this.dialing = queued;
+    this.stream.pause();
+    this.options.dial().then((socket) => {
+      this.dialing = undefined;
+      if (this.done) return void socket.destroy();
+      this.attach(socket);
+      for (const chunk of queued) socket.write(chunk);
+      this.stream.resume();
+    }, (error: NodeJS.ErrnoException) => {
+      this.dialing = undefined;
+      this.backendFailed(error);
+    });
+  }
+
+  private attach(socket: net.Socket): void {
+    this.backend = socket;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.backendData(socket, chunk));
+    socket.on('drain', () => this.stream.resume());
+    socket.on('end', () => this.backendClosed(socket));
+    socket.on('close', () => this.backendClosed(socket));
+    socket.on('error', (error: NodeJS.ErrnoException) => this.backendFailed(error, socket));
+  }
+
+  private backendData(socket: net.Socket, chunk: Buffer): void {
+    const exchange = this.exchange;
+    if (socket !== this.backend || this.done) return;
+    if (!exchange) {
+      // Bytes with no request: the app is out of step; do not guess.
+      return this.backendFailed(Object.assign(new Error('the app sent bytes with no request'), { code: 'EPROTO' }));
+    }
+    let data = this.backendPending ? Buffer.concat([this.backendPending, chunk]) : chunk;
+    this.backendPending = undefined;
+    while (data.length > 0 && this.exchange) {
+      if (!this.exchange.framing) {
+        const end = headEnd(data);
+        if (end === -1) {
+          if (data.length > MAX_HEAD_BYTES) return this.backendFailed(Object.assign(new Error('the app sent a response head over 16 KiB'), { code: 'EPROTO' }));
+          this.backendPending = data;
+          return;
+        }
+        const head = parseHead(data.toString('latin1', 0, end));
+        const rewritten = head && this.responseHead(head);
+        if (!rewritten) return this.backendFailed(Object.assign(new Error('the app sent a malformed response head'), { code: 'EPROTO' }));
+        data = data.subarray(end);
+        const body = this.bodyPart(data);
+        this.toUser(body.length > 0 && body.length <= 16 * 1024 ? Buffer.concat([rewritten, body]) : rewritten);
+        if (body.length > 16 * 1024) this.toUser(body);
+        data = data.subarray(body.length);
+      } else {
+        const body = this.bodyPart(data);
+        if (body.length) this.toUser(body);
+        data = data.subarray(body.length);
+      }
+      if (this.exchange?.framing && this.messageEnded()) this.responseDone(data);
+      if (data.length > 0 && this.exchange === undefined) return;
+    }
+  }
+
+  /** The response head for the user; sets the exchange's framing. Undefined when malformed. */
+  private responseHead(head: Head): Buffer | undefined {
+    const exchange = this.exchange as Exchange;
+    const status = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(head.startLine);
+    if (!status) return undefined;
+    const code = Number(status[2]);
+    if (code === 101) return undefined;
+    const framing = responseFraming(head, code, exchange.method);
+    if (framing === 'invalid') return undefined;
+    const named = connectionTokens(head);
+    if (code >= 200) {
+      clearTimeout(this.timer);
+      exchange.responseStarted = true;
+      exchange.framing = framing;
+      exchange.lengthLeft = framing.kind === 'length' ? framing.length : 0;
+      if (framing.kind === 'chunked') exchange.chunked = new ChunkedBodyEnd();
+      // Close after this answer: the user or the app asked, HTTP/1.0 without keep-alive, a body
+      // that ends with the connection, or an upload the app answered before reading it all.
+      if (named.has('close') || (status[1] === '0' && !named.has('keep-alive')) || framing.kind === 'until-close' || exchange.bodyLeft > 0) exchange.close = true;
+    }
+    let out = `HTTP/1.1 ${code} ${status[3] ?? ''}\r\n`;
+    const framedByCoding = framing.kind === 'chunked' || (framing.kind === 'until-close' && fieldValues(head, 'transfer-encoding').length > 0);
+    for (let i = 0; i < head.names.length; i++) {
+      const lower = head.lowerNames[i];
+      // Transfer-Encoding stays: the body goes through in its own framing. A Content-Length next
+      // to it is dropped (RFC 9112 §6.3: it does not frame the message, and may mislead the next hop).
+      if ((HOP_BY_HOP.has(lower) && lower !== 'transfer-encoding') || named.has(lower) || lower.startsWith('ferry-')) continue;
+      if (framedByCoding && lower === 'content-length') continue;
+      let value = head.values[i];
+      if (lower === 'location') {
+        const location: Record<string, string> = { location: value };
+        rewriteLocation(location, this.options.app);
+        value = location.location;
+      }
+      out += `${head.names[i]}: ${value}\r\n`;
+    }
+    if (code >= 200 && exchange.close) out += 'connection: close\r\n';
+    return Buffer.from(`${out}\r\n`, 'latin1');
+  }
+
+  /** The part of `data` that belongs to the current response body. */
+  private bodyPart(data: Buffer): Buffer {
+    const exchange = this.exchange;
+    const framing = exchange?.framing;
+    if (!exchange || !framing || data.length === 0) return data.subarray(0, 0);
+    switch (framing.kind) {
+      case 'none': return data.subarray(0, 0);
+      case 'until-close': return data;
+      case 'length': {
+        const take = Math.min(exchange.lengthLeft, data.length);
+        exchange.lengthLeft -= take;
+        return data.subarray(0, take);
+      }
+      case 'chunked': {
+        const end = (exchange.chunked as ChunkedBodyEnd).scan(data);
+        if (end === -1) return data;
+        exchange.lengthLeft = -1; // ended
+        return data.subarray(0, end);
+      }
+    }
+  }
+
+  private messageEnded(): boolean {
+    const exchange = this.exchange as Exchange;
+    switch (exchange.framing?.kind) {
+      case 'none': return true;
+      case 'length': return exchange.lengthLeft === 0;
+      case 'chunked': return exchange.lengthLeft === -1;
+      default: return false;
+    }
+  }
+
+  /** The answer is complete: the next request, or the end of the connection. */
+  private responseDone(rest: Buffer): void {
+    const exchange = this.exchange as Exchange;
+    this.exchange = undefined;
+    if (rest.length > 0 || exchange.close || this.userEnded) {
+      // Bytes after the answer (the app is out of step) or a close: the connection ends here.
+      return this.closeUser();
+    }
+    this.idle();
+    if (this.pending) this.nextRequest();
+    else this.stream.resume();
+  }
+
+  private toUser(bytes: Buffer): void {
+    if (this.stream.destroyed) return;
+    if (!this.stream.write(bytes) && this.backend) {
+      const backend = this.backend;
+      backend.pause();
+      this.stream.once('drain', () => backend.resume());
+    }
+  }
+
+  private backendClosed(socket: net.Socket): void {
+    if (socket !== this.backend) return;
+    this.backend = undefined;
+    const exchange = this.exchange;
+    if (!exchange || this.done) return;
+    // A body that ends with the connection ends here; anything else was cut short.
+    if (exchange.framing?.kind === 'until-close') return this.closeUser();
+    this.backendFailed(Object.assign(new Error('the app closed the connection'), { code: 'ECONNRESET' }));
+  }
+
+  private backendFailed(error: NodeJS.ErrnoException, socket?: net.Socket): void {
+    if (socket && socket !== this.backend) return;
+    const exchange = this.exchange;
+    this.backend?.destroy();
+    this.backend = undefined;
+    if (this.done) return;
+    if (!exchange || exchange.responseStarted) {
+      // Between requests nothing is lost; mid-answer all that is left is to cut it.
+      if (exchange) this.cut();
+      return;
+    }
+    const { app, logger } = this.options;
+    const errorClass = this.options.classify(error);
+    logger.warn({ app: app.name, backend: app.internalUrl.origin, errorClass, code: error.code, err: error }, 'backend request failed');
+    this.answerError(userErrors.backendUnreachable(errorClass, `${app.internalUrl.host}: ${error.code ?? error.message}`), exchange.accept, errorClass);
+  }
+
+  private timeout(): void {
+    const exchange = this.exchange;
+    if (!exchange || exchange.responseStarted || this.done) return;
+    this.answerError(userErrors.backendTimeout(this.options.app.timeoutMs), exchange.accept);
+  }
+
+  /** The error page, then the end of the connection (the request's body may still be on its way). */
+  private answerError(error: UserError, accept: string | undefined, errorClass?: string): void {
+    const page = renderUserError(error, accept, errorClass);
+    let head = `HTTP/1.1 ${error.status} ${error.title}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(page.body)}\r\n`;
+    for (const [name, value] of Object.entries(page.headers)) head += `${name}: ${value}\r\n`;
+    if (!this.stream.destroyed) this.stream.write(Buffer.from(`${head}\r\n${page.body}`));
+    this.exchange = undefined;
+    this.closeUser();
+  }
+
+  private cut(): void {
+    this.done = true;
+    this.exchange = undefined;
+    clearTimeout(this.timer);
+    if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
+  }
+}

@@ -1,0 +1,89 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChunkedBodyEnd, connectionTokens, contentLength, headEnd, parseHead, responseFraming } from './http1-heads.js';
+
+const head = (text: string) => parseHead(`${text}\r\n\r\n`);
+
+describe('parseHead', () => {
+  it('reads the start line and the fields, values without surrounding whitespace', () => {
+    const parsed = head('GET /a?b=1 HTTP/1.1\r\nHost: app\r\nX-Two:  a b \t\r\nx-empty:');
+    assert.deepEqual(parsed, {
+      startLine: 'GET /a?b=1 HTTP/1.1',
+      names: ['Host', 'X-Two', 'x-empty'], lowerNames: ['host', 'x-two', 'x-empty'], values: ['app', 'a b', ''],
+    });
+  });
+
+  it('refuses what a strict parser must: space before the colon, obs-fold, bare LF, control characters, no colon', () => {
+    for (const bad of [
+      'GET / HTTP/1.1\r\nHost : app',
+      'GET / HTTP/1.1\r\nHost: app\r\n folded',
+      'GET / HTTP/1.1\nHost: app',
+      'GET / HTTP/1.1\r\nHost: a\npp',
+      'GET / HTTP/1.1\r\nX: a\x00b',
+      'GET / HTTP/1.1\r\nno colon here',
+      'GET / HTTP/1.1\r\n: empty name',
+    ]) assert.equal(head(bad), undefined, JSON.stringify(bad));
+  });
+
+  it('finds the end of a head', () => {
+    assert.equal(headEnd(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\nbody')), 27);
+    assert.equal(headEnd(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n')), -1);
+  });
+});
+
+describe('framing', () => {
+  it('takes one Content-Length, or identical repeats; refuses others', () => {
+    assert.equal(contentLength(head('POST / HTTP/1.1\r\nContent-Length: 12')!), 12);
+    assert.equal(contentLength(head('POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5')!), 5);
+    assert.equal(contentLength(head('POST / HTTP/1.1\r\nContent-Length: 5, 5')!), 5);
+    assert.equal(contentLength(head('POST / HTTP/1.1')!), 'none');
+    for (const bad of ['5, 6', '-1', '+5', '0x10', '5 5', '', '1234567890123456']) {
+      assert.equal(contentLength(head(`POST / HTTP/1.1\r\nContent-Length: ${bad}`)!), 'invalid', bad);
+    }
+  });
+
+  it('frames responses as RFC 9112 §6.3 says', () => {
+    const response = (fields: string) => head(`HTTP/1.1 200 OK${fields}`)!;
+    assert.deepEqual(responseFraming(response('\r\nContent-Length: 3'), 200, 'HEAD'), { kind: 'none' });
+    assert.deepEqual(responseFraming(response('\r\nContent-Length: 3'), 304, 'GET'), { kind: 'none' });
+    assert.deepEqual(responseFraming(response(''), 204, 'GET'), { kind: 'none' });
+    assert.deepEqual(responseFraming(response(''), 103, 'GET'), { kind: 'none' });
+    assert.deepEqual(responseFraming(response('\r\nTransfer-Encoding: gzip, Chunked\r\nContent-Length: 3'), 200, 'GET'), { kind: 'chunked' });
+    assert.deepEqual(responseFraming(response('\r\nTransfer-Encoding: chunked, gzip'), 200, 'GET'), { kind: 'until-close' });
+    assert.deepEqual(responseFraming(response('\r\nContent-Length: 3'), 200, 'GET'), { kind: 'length', length: 3 });
+    assert.deepEqual(responseFraming(response(''), 200, 'GET'), { kind: 'until-close' });
+    assert.equal(responseFraming(response('\r\nContent-Length: 3\r\nContent-Length: 4'), 200, 'GET'), 'invalid');
+  });
+
+  it('reads the Connection tokens of every Connection field', () => {
+    assert.deepEqual([...connectionTokens(head('GET / HTTP/1.1\r\nConnection: Keep-Alive, X-A\r\nconnection: close')!)], ['keep-alive', 'x-a', 'close']);
+  });
+});
+
+describe('ChunkedBodyEnd', () => {
+  const body = '4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nExpires: never\r\n\r\n';
+
+  it('finds the end of a chunked body with extensions and trailers, split at every byte', () => {
+    const bytes = Buffer.from(`${body}NEXT`);
+    for (let split = 1; split < bytes.length; split++) {
+      const scanner = new ChunkedBodyEnd();
+      const first = scanner.scan(bytes.subarray(0, split));
+      if (first !== -1) {
+        assert.equal(first, body.length, `split ${split}`);
+        continue;
+      }
+      assert.equal(scanner.scan(bytes.subarray(split)), body.length - split, `split ${split}`);
+    }
+  });
+
+  it('ends a body without trailers', () => {
+    assert.equal(new ChunkedBodyEnd().scan(Buffer.from('3\r\nabc\r\n0\r\n\r\n')), 13);
+  });
+
+  it('refuses bad framing instead of guessing', () => {
+    for (const bad of ['x\r\n', '3\r\nabcX\r\n', '3\nabc\r\n', '-1\r\n', `${'1'.repeat(13)}\r\n`]) {
+      assert.throws(() => new ChunkedBodyEnd().scan(Buffer.from(bad)), /chunked body/, bad);
+    }
+    assert.throws(() => new ChunkedBodyEnd().scan(Buffer.from(`1;${'x'.repeat(5000)}`)), /longer than 4 KiB/);
+  });
+});

@@ -1,0 +1,140 @@
+// HTTP/1.1 message heads and body framing for the head splice (head-splice.ts): strict on purpose.
+// The splice forwards bodies as bytes in their own framing, so it must know exactly where each
+// message ends; anything these functions do not accept is not guessed at: a request goes to Node's
+// HTTP server instead (which answers 400/431 where due), a response becomes a 502.
+
+/** The most a head may take (Node's own default limit). */
+export const MAX_HEAD_BYTES = 16 * 1024;
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Field values are visible characters, obs-text, space and tab: no other control characters. */
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if ((code < 0x20 && code !== 0x09) || code === 0x7f) return true;
+  }
+  return false;
+}
+
+export interface Head {
+  /** The request line or status line. */
+  startLine: string;
+  /** Field names as sent, and lower-cased; values without surrounding whitespace. */
+  names: string[];
+  lowerNames: string[];
+  values: string[];
+}
+
+/** Offset just past the blank line that ends a head in `buffer`, or -1. */
+export function headEnd(buffer: Buffer): number {
+  const at = buffer.indexOf('\r\n\r\n', 0, 'latin1');
+  return at === -1 ? -1 : at + 4;
+}
+
+/** Parses a head (`text` ends with the blank line); undefined for anything not strictly valid. */
+export function parseHead(text: string): Head | undefined {
+  const lines = text.slice(0, -4).split('\r\n');
+  const startLine = lines[0];
+  if (startLine.includes('\n') || startLine.includes('\r')) return undefined;
+  const head: Head = { startLine, names: [], lowerNames: [], values: [] };
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(':');
+    if (colon <= 0) return undefined;
+    const name = line.slice(0, colon);
+    // A token only: no space before the colon, no obs-fold (a line that starts with whitespace).
+    if (!TOKEN.test(name)) return undefined;
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+    if (hasControlCharacter(value)) return undefined;
+    head.names.push(name);
+    head.lowerNames.push(name.toLowerCase());
+    head.values.push(value);
+  }
+  return head;
+}
+
+/** All values of a field (lower-case name). */
+export function fieldValues(head: Head, lowerName: string): string[] {
+  const found: string[] = [];
+  for (let i = 0; i < head.lowerNames.length; i++) if (head.lowerNames[i] === lowerName) found.push(head.values[i]);
+  return found;
+}
+
+/** The lower-cased tokens of all Connection fields. */
+export function connectionTokens(head: Head): Set<string> {
+  const tokens = new Set<string>();
+  for (const value of fieldValues(head, 'connection')) {
+    for (const token of value.split(',')) if (token.trim()) tokens.add(token.trim().toLowerCase());
+  }
+  return tokens;
+}
+
+/** A Content-Length the message may be framed by: one value (or identical repeats) of digits. */
+export function contentLength(head: Head): number | 'none' | 'invalid' {
+  const values = fieldValues(head, 'content-length').flatMap((value) => value.split(',').map((part) => part.trim()));
+  if (values.length === 0) return 'none';
+  if (!values.every((value) => /^\d{1,15}$/.test(value) && value === values[0])) return 'invalid';
+  return Number(values[0]);
+}
+
+export type ResponseFraming =
+  | { kind: 'none' }
+  | { kind: 'length'; length: number }
+  | { kind: 'chunked' }
+  | { kind: 'until-close' };
+
+/** RFC 9112 §6.3: how a response body ends, given the request method. */
+export function responseFraming(head: Head, status: number, requestMethod: string): ResponseFraming | 'invalid' {
+  if (requestMethod === 'HEAD' || (status >= 100 && status < 200) || status === 204 || status === 304) return { kind: 'none' };
+  const codings = fieldValues(head, 'transfer-encoding').flatMap((value) => value.split(',')).map((coding) => coding.trim().toLowerCase()).filter(Boolean);
+  if (codings.length > 0) return codings[codings.length - 1] === 'chunked' ? { kind: 'chunked' } : { kind: 'until-close' };
+  const length = contentLength(head);
+  if (length === 'invalid') return 'invalid';
+  return length === 'none' ? { kind: 'until-close' } : { kind: 'length', length };
+}
+
+/**
+ * Finds where a chunked body ends without copying it (the bytes are forwarded as they are).
+ * Strict: chunk-size lines of hex digits (extensions allowed), CRLF line ends, bounded lines.
+ */
+export class ChunkedBodyEnd {
+  private state: 'size' | 'data' | 'data-end' | 'trailer' = 'size';
+  private line = '';
+  private remaining = 0;
+
+  /** Offset in `chunk` just past the body's end, or -1 if it goes on; throws on bad framing. */
+  scan(chunk: Buffer, from = 0): number {
+    let i = from;
+    while (i < chunk.length) {
+      if (this.state === 'data') {
+        const take = Math.min(this.remaining, chunk.length - i);
+        i += take;
+        this.remaining -= take;
+        if (this.remaining === 0) this.state = 'data-end';
+        continue;
+      }
+      const newline = chunk.indexOf(10, i);
+      const end = newline === -1 ? chunk.length : newline + 1;
+      this.line += chunk.toString('latin1', i, end);
+      i = end;
+      if (this.line.length > 4096) throw new Error('chunked body: a line longer than 4 KiB');
+      if (newline === -1) break;
+      const line = this.line;
+      this.line = '';
+      if (!line.endsWith('\r\n')) throw new Error('chunked body: a line ends without CR');
+      const content = line.slice(0, -2);
+      if (this.state === 'data-end') {
+        if (content !== '') throw new Error('chunked body: no CRLF after chunk data');
+        this.state = 'size';
+      } else if (this.state === 'size') {
+        const size = /^([0-9A-Fa-f]{1,12})[ \t]*(?:;.*)?$/.exec(content);
+        if (!size) throw new Error('chunked body: bad chunk size');
+        this.remaining = parseInt(size[1], 16);
+        this.state = this.remaining === 0 ? 'trailer' : 'data';
+      } else if (content === '') {
+        return i;
+      }
+    }
+    return -1;
+  }
+}
