@@ -11,7 +11,7 @@
 import type net from 'node:net';
 import http2, { type ServerHttp2Stream } from 'node:http2';
 import { joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
-import { renderUserError, userErrors, type UserError } from '../shared/error-page.js';
+import { rawUserPage, userErrors, type UserError } from '../shared/error-page.js';
 import { HOP_BY_HOP } from '../shared/wire.js';
 import type { Logger } from '../shared/log.js';
 import {
@@ -185,7 +185,7 @@ export class HeadSplice {
     this.done = true;
     clearTimeout(this.timer);
     this.backend?.destroy();
-    if (!this.stream.destroyed) this.stream.end();
+    if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.end();
   }
 
   private finish(): void {
@@ -344,12 +344,13 @@ export class HeadSplice {
   private responseDone(rest: Buffer): void {
     const exchange = this.exchange as Exchange;
     this.exchange = undefined;
-    if (rest.length > 0 || exchange.close || this.userEnded) {
-      // Bytes after the answer (the app is out of step) or a close: the connection ends here.
-      return this.closeUser();
-    }
+    // Bytes after the answer (the app is out of step) or a close: the connection ends here.
+    if (rest.length > 0 || exchange.close) return this.closeUser();
     this.idle();
+    // Requests the user sent before ending its side are still answered.
     if (this.pending) this.nextRequest();
+    if (this.exchange) return;
+    if (this.userEnded) this.closeUser();
     else this.stream.resume();
   }
 
@@ -397,10 +398,7 @@ export class HeadSplice {
 
   /** The error page, then the end of the connection (the request's body may still be on its way). */
   private answerError(error: UserError, accept: string | undefined, errorClass?: string): void {
-    const page = renderUserError(error, accept, errorClass);
-    let head = `HTTP/1.1 ${error.status} ${error.title}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(page.body)}\r\n`;
-    for (const [name, value] of Object.entries(page.headers)) head += `${name}: ${value}\r\n`;
-    if (!this.stream.destroyed) this.stream.write(Buffer.from(`${head}\r\n${page.body}`));
+    if (!this.stream.destroyed) this.stream.write(rawUserPage(error, accept, errorClass));
     this.exchange = undefined;
     this.closeUser();
   }

@@ -78,6 +78,14 @@ export function sendUserError(res: PageResponse, error: UserError, accept: strin
   res.end(page.body);
 }
 
+/** The error page as a raw HTTP/1.1 answer that closes the connection (the head splice has no response object). */
+export function rawUserPage(error: UserError, accept: string | undefined, errorClass?: string): Buffer {
+  const page = renderUserError(error, accept, errorClass);
+  let head = `HTTP/1.1 ${error.status} ${error.title}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(page.body)}\r\n`;
+  for (const [name, value] of Object.entries(page.headers)) head += `${name}: ${value}\r\n`;
+  return Buffer.from(`${head}\r\n${page.body}`);
+}
+
 /** The error as a raw HTTP/1.1 answer, for a refused Upgrade (no response object is left). */
 export function rawUserError(error: UserError): string {
   return `HTTP/1.1 ${error.status} ${error.title}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${error.detail}\n`;

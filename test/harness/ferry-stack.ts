@@ -4,6 +4,8 @@
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { stringify } from 'yaml';
@@ -149,5 +151,20 @@ export function userRequest(relay: RelayHandle, host: string, requestPath: strin
     req.on('timeout', () => req.destroy(new Error('user request timed out')));
     req.on('error', reject);
     req.end(options.body);
+  });
+}
+
+/** Writes `raw` on a fresh connection (TLS unless `plain`), resolves with all it got back. */
+export function rawExchange(port: number, raw: string, options: { ca?: Buffer; servername?: string; plain?: boolean } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = options.plain
+      ? net.connect(port, '127.0.0.1')
+      : tls.connect({ host: '127.0.0.1', port, ca: options.ca, servername: options.servername, ALPNProtocols: ['http/1.1'] });
+    const chunks: Buffer[] = [];
+    socket.once(options.plain ? 'connect' : 'secureConnect', () => socket.write(raw));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    socket.on('error', reject);
+    socket.setTimeout(15_000, () => socket.destroy(new Error('no end within 15 s')));
   });
 }

@@ -7,26 +7,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
-import net from 'node:net';
 import tls from 'node:tls';
-import { FerryStack, userRequest, type ManagedProcess } from '../harness/ferry-stack.js';
+import { FerryStack, rawExchange as exchange, userRequest, type ManagedProcess } from '../harness/ferry-stack.js';
 import { freePort, waitFor } from '../harness/processes.js';
 import { startSampleBackend, type SampleBackend } from '../../src/demo/sample-backend.js';
-
-/** Writes `raw` on a fresh connection (TLS unless `plain`), resolves with all it got back. */
-function exchange(port: number, raw: string, options: { ca?: Buffer; servername?: string; plain?: boolean } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = options.plain
-      ? net.connect(port, '127.0.0.1')
-      : tls.connect({ host: '127.0.0.1', port, ca: options.ca, servername: options.servername, ALPNProtocols: ['http/1.1'] });
-    const chunks: Buffer[] = [];
-    socket.once(options.plain ? 'connect' : 'secureConnect', () => socket.write(raw));
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    socket.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
-    socket.on('error', reject);
-    socket.setTimeout(15_000, () => socket.destroy(new Error('no end within 15 s')));
-  });
-}
 
 const get = (path: string, host: string, last = false) => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${last ? 'Connection: close\r\n' : ''}\r\n`;
 

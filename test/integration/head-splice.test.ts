@@ -1,0 +1,202 @@
+// The head splice (src/connector/head-splice.ts) end to end, with real relay and connector
+// processes and a scripted app on a raw socket, so the answers can take every framing HTTP/1.1 has:
+// chunked with trailers, HEAD, 1xx, a body that ends with the connection, a malformed head, an
+// answer cut short. What the user gets must be exactly what the app sent, heads rewritten; and one
+// user connection keeps one app connection.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { FerryStack, rawExchange } from '../harness/ferry-stack.js';
+
+interface SeenRequest {
+  connection: number;
+  head: string;
+  bodyLength: number;
+}
+
+/** An app that records each request and answers from a script chosen by the path. */
+async function startScriptedApp(): Promise<{ port: number; seen: SeenRequest[]; close(): Promise<void> }> {
+  const seen: SeenRequest[] = [];
+  let connections = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    const id = ++connections;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    let buffer = Buffer.alloc(0);
+    let busy = false;
+    const next = async (): Promise<void> => {
+      if (busy) return;
+      const end = buffer.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const head = buffer.toString('latin1', 0, end);
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+      const chunked = /\r\ntransfer-encoding: *chunked/i.test(head);
+      let bodyEnd = end + 4 + length;
+      if (chunked) {
+        const last = buffer.indexOf('\r\n0\r\n\r\n', end);
+        if (last === -1 && !buffer.subarray(end + 4).toString().startsWith('0\r\n\r\n')) return;
+        bodyEnd = last === -1 ? end + 9 : last + 7;
+      }
+      if (buffer.length < bodyEnd) return;
+      const body = buffer.subarray(end + 4, bodyEnd);
+      buffer = buffer.subarray(bodyEnd);
+      busy = true;
+      const bodyLength = chunked ? Buffer.from(body.toString('latin1').replace(/(^|\r\n)[0-9a-f]+\r\n/gi, '').replace(/\r\n$/, ''), 'latin1').length : body.length;
+      seen.push({ connection: id, head: `${head}\r\n`, bodyLength });
+      await answer(socket, `${head}\r\n`, bodyLength, id);
+      busy = false;
+      void next();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      void next();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    seen,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const pause = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+async function answer(socket: net.Socket, head: string, bodyLength: number, connection: number): Promise<void> {
+  const [method, target] = head.split(' ');
+  const write = async (...parts: string[]) => {
+    for (const part of parts) {
+      socket.write(part, 'latin1');
+      await pause(); // separate TCP segments, so the splice sees the answer in pieces
+    }
+  };
+  switch (new URL(target, 'http://app').pathname.replace(/^\/int\//, '/')) {
+    case '/chunked':
+      return write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 999\r\nTrailer: X-Trailer\r\n\r\n5\r\nhel', 'lo\r\n6;x=y\r\n world\r\n', '0\r\nX-Trailer: t\r\n\r\n');
+    case '/head':
+      return write(`HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nX-Method: ${method}\r\n\r\n`);
+    case '/interim':
+      return write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    case '/until-close':
+      await write('HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall ', 'of it');
+      return void socket.end();
+    case '/garbage':
+      return write('HTTP/1.1 200 OK\r\nBad Header\r\n\r\n');
+    case '/cut':
+      await write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial');
+      return void socket.destroy();
+    case '/never':
+      return new Promise(() => undefined); // holds the connection until the test closes it
+    case '/location':
+      return write(`HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:${(socket.address() as net.AddressInfo).port}/int/next\r\nContent-Length: 0\r\n\r\n`);
+    default: {
+      const body = JSON.stringify({ head, bodyLength, connection });
+      return write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: keep-alive, X-App-Hop\r\nX-App-Hop: secret\r\n\r\n${body}`);
+    }
+  }
+}
+
+/** The user's side: raw answers, split into messages by the test's own expectations. */
+const request = (method: string, path: string, host: string, extra = '') => `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\n${extra}\r\n`;
+
+describe('head splice (connection streams to a DIRECT plain-http app)', () => {
+  const stack = new FerryStack();
+  let scripted: Awaited<ReturnType<typeof startScriptedApp>>;
+  let ca: Buffer;
+  let app: string;
+  let prefixed: string;
+  const send = (raw: string, host = 'app.localhost') => rawExchange(stack.relay.ports.user, raw, { ca, servername: host });
+
+  before(async () => {
+    scripted = await startScriptedApp();
+    await stack.startRelay();
+    ca = readFileSync(stack.relay.caFile);
+    const port = stack.relay.ports.user;
+    app = `app.localhost:${port}`;
+    prefixed = `other.localhost:${port}`;
+    for (const args of [
+      ['raw', '--external', `https://app.localhost:${port}`, '--internal', `http://127.0.0.1:${scripted.port}`, '--timeout', '2s'],
+      ['pre', '--external', `https://other.localhost:${port}`, '--internal', `http://127.0.0.1:${scripted.port}/int/`],
+    ]) {
+      const added = await stack.relay.cli(['relay', 'app', 'add', ...args]);
+      assert.equal(added.code, 0, added.stderr);
+    }
+    const registered = await stack.registerConnector({ name: 'c1' });
+    assert.equal(registered.run.code, 0, registered.run.stderr);
+    stack.startConnector(registered.configFile);
+    await stack.waitForTunnels(2);
+  });
+
+  after(async () => {
+    await stack.stop();
+    await scripted.close();
+  });
+
+  it('passes a chunked answer through as sent (trailers kept, Content-Length dropped) and keeps one app connection', async () => {
+    scripted.seen.length = 0;
+    const raw = await send(request('GET', '/chunked', app) + request('GET', '/echo?x=1', app, 'X-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Port: 8443\r\nConnection: close, X-User-Hop\r\nX-User-Hop: drop\r\n'));
+    const chunkedBody = '5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n';
+    assert.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
+    const firstHead = raw.slice(0, raw.indexOf('\r\n\r\n'));
+    assert.match(firstHead, /Transfer-Encoding: chunked/);
+    assert.doesNotMatch(firstHead, /Content-Length/i);
+    assert.ok(raw.includes(`\r\n\r\n${chunkedBody}HTTP/1.1 200 OK\r\n`), raw);
+    const second = raw.slice(raw.lastIndexOf('HTTP/1.1 200 OK'));
+    assert.match(second, /\r\nconnection: close\r\n/i);
+    assert.doesNotMatch(second, /X-App-Hop/i, 'a field the app named in Connection is dropped');
+    const echoed = JSON.parse(second.slice(second.indexOf('\r\n\r\n') + 4)) as SeenRequest;
+    assert.match(echoed.head, /^GET \/echo\?x=1 HTTP\/1\.1\r\n/);
+    assert.match(echoed.head, new RegExp(`\\r\\nhost: 127\\.0\\.0\\.1:${scripted.port}\\r\\n`));
+    assert.match(echoed.head, /\r\nx-forwarded-for: 10\.9\.9\.9, 127\.0\.0\.1\r\n/);
+    assert.match(echoed.head, new RegExp(`\\r\\nx-forwarded-host: ${app}\\r\\n`));
+    assert.match(echoed.head, /\r\nx-forwarded-proto: https\r\n/);
+    assert.match(echoed.head, /\r\nX-Forwarded-Port: 8443\r\n/, 'other X-Forwarded-* fields pass');
+    assert.doesNotMatch(echoed.head, /X-User-Hop|Connection:/i);
+    assert.deepEqual(scripted.seen.map((r) => r.connection), [echoed.connection, echoed.connection], 'both requests on one app connection');
+  });
+
+  it('sends no body where there is none (HEAD, 1xx) and maps the internal path prefix both ways', async () => {
+    const raw = await send(request('HEAD', '/head', app) + request('GET', '/interim', app, 'Connection: close\r\n'));
+    assert.match(raw, /^HTTP\/1\.1 200 OK\r\nContent-Length: 1234\r\nX-Method: HEAD\r\n\r\nHTTP\/1\.1 103 Early Hints\r\nLink: <\/a\.css>; rel=preload\r\n\r\nHTTP\/1\.1 200 OK\r\nContent-Length: 2\r\nconnection: close\r\n\r\nok$/);
+    const location = await send(request('GET', '/location', prefixed, 'Connection: close\r\n'), 'other.localhost');
+    assert.match(location, new RegExp(`^HTTP/1\\.1 302 Found\\r\\nLocation: https://${prefixed}/next\\r\\n`));
+    assert.match(scripted.seen.at(-1)!.head, /^GET \/int\/location HTTP\/1\.1/);
+  });
+
+  it('ends the user connection with an answer that ends with the app connection', async () => {
+    const raw = await send(request('GET', '/until-close', app) + request('GET', '/echo', app));
+    assert.match(raw, /^HTTP\/1\.1 200 OK\r\nContent-Type: text\/plain\r\nconnection: close\r\n\r\nall of it$/);
+  });
+
+  it('carries a Content-Length upload as bytes, and hands a chunked one to Node\'s server', async () => {
+    const body = 'x'.repeat(300_000);
+    const raw = await send(request('POST', '/echo', app, `Content-Length: ${body.length}\r\n`) + body + request('POST', '/echo', app, 'Transfer-Encoding: chunked\r\nConnection: close\r\n') + '3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n');
+    const lengths = [...raw.matchAll(/"bodyLength":(\d+)/g)].map((m) => Number(m[1]));
+    assert.deepEqual(lengths, [300_000, 7]);
+  });
+
+  it('answers a malformed app answer with the 502 page and cuts an answer the app cut', async () => {
+    const garbage = await send(request('GET', '/garbage', app, 'Accept: application/json\r\n'));
+    assert.match(garbage, /^HTTP\/1\.1 502 /);
+    assert.match(garbage, /"code":"backend-unreachable"/);
+    const cut = await send(request('GET', '/cut', app));
+    assert.match(cut, /^HTTP\/1\.1 200 OK\r\nContent-Length: 100\r\n\r\npartial$/);
+  });
+
+  it('answers an app that does not answer with the 504 page after the app\'s timeout', async () => {
+    const raw = await send(request('GET', '/never', app, 'Accept: application/json\r\n'));
+    assert.match(raw, /^HTTP\/1\.1 504 /);
+    assert.match(raw, /"code":"backend-timeout"/);
+  });
+
+  it('leaves smuggling shapes (Content-Length with Transfer-Encoding) to Node\'s server, which refuses them', async () => {
+    const raw = await send(request('POST', '/echo', app, 'Content-Length: 4\r\nTransfer-Encoding: chunked\r\n') + '0\r\n\r\n');
+    assert.match(raw, /^HTTP\/1\.1 400 /);
+  });
+});
