@@ -136,7 +136,8 @@ export class HeadSplice {
   /** The request head for the app, or undefined when this request is not for the fast path. */
   private requestHead(head: Head): { method: string; head: string; bodyLength: number } | undefined {
     const { app } = this.options;
-    const line = /^([A-Z]+) (\/[^ ]*) HTTP\/1\.1$/.exec(head.startLine);
+    // Origin-form targets of visible ASCII only; anything else is for Node's parser to judge.
+    const line = /^([A-Z]+) (\/[\x21-\x7e]*) HTTP\/1\.1$/.exec(head.startLine);
     if (!line) return undefined;
     const hosts = fieldValues(head, 'host');
     if (hosts.length !== 1 || normalizeHost(hosts[0]) !== normalizeHost(app.externalUrl.host)) return undefined;
