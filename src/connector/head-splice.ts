@@ -61,6 +61,8 @@ export class HeadSplice {
   private timer: NodeJS.Timeout | undefined;
   private userEnded = false;
   private draining = false;
+  /** Answers completed on this connection. */
+  private answered = 0;
   private done = false;
   private readonly onData = (chunk: Buffer) => this.userData(chunk);
   private readonly onEnd = () => this.userEnd();
@@ -74,11 +76,14 @@ export class HeadSplice {
     this.idle();
   }
 
-  /** The relay sent GOAWAY: close now if idle, after the answer otherwise. */
+  /**
+   * The relay sent GOAWAY: close now if idle between requests, after the answer otherwise (a
+   * connection that has not sent its first request yet gets that one answered, with close).
+   */
   drain(): void {
     this.draining = true;
-    if (!this.exchange) this.closeUser();
-    else this.exchange.close = true;
+    if (this.exchange) this.exchange.close = true;
+    else if (this.answered > 0) this.closeUser();
   }
 
   // User side --------------------------------------------------------------------------------
@@ -345,6 +350,7 @@ export class HeadSplice {
   private responseDone(rest: Buffer): void {
     const exchange = this.exchange as Exchange;
     this.exchange = undefined;
+    this.answered++;
     // Bytes after the answer (the app is out of step) or a close: the connection ends here.
     if (rest.length > 0 || exchange.close) return this.closeUser();
     this.idle();
