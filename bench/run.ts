@@ -44,6 +44,13 @@ export interface TargetResult {
   download?: TransferResult;
   upload?: TransferResult;
   ttfbMs?: number;
+  /**
+   * Direct, measured again right before this row's c=64, download and upload: the machine is shared,
+   * and direct alone read 54,000 to 77,000 GET/s at c=64 between runs.
+   */
+  adjacentDirect?: { c64?: number; downloadMbPerSec?: number; uploadMbPerSec?: number };
+  /** Time to first byte after the TCP (and TLS) handshake, on a fresh connection. */
+  ttfbAfterHandshakeMs?: number;
   /** Ferry only: CPU (% of one core) and peak RSS (MB) of relay and connector per phase. */
   usage?: Record<string, Record<string, Usage>>;
   /** Ferry only: relay and connector CPU time per small GET at c=64 (independent of CPU contention). */
@@ -194,7 +201,7 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
         continue;
       }
       log(`measuring ${target.label}`);
-      report.targets.push(await measureTarget(target, plan, script, files.uploadFile, pids));
+      report.targets.push(await measureTarget(target, plan, script, files.uploadFile, pids, target.name === 'direct' ? undefined : targets[0].target));
     }
 
     log(`holding ${plan.longPolls} long-polls through one connector`);
@@ -214,8 +221,12 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
   return report;
 }
 
-async function measureTarget(target: Target, plan: Plan, script: string, uploadFile: string, pids?: Record<string, number>): Promise<TargetResult> {
+async function measureTarget(target: Target, plan: Plan, script: string, uploadFile: string, pids?: Record<string, number>, direct?: Target): Promise<TargetResult> {
   const result: TargetResult = { name: target.name, label: target.label, available: true, errors: [], usage: pids ? {} : undefined, loadAverage: round1(os.loadavg()[0]) };
+  const adjacent: NonNullable<TargetResult['adjacentDirect']> | undefined = direct ? (result.adjacentDirect = {}) : undefined;
+  const directAgain = async (work: (d: Target) => Promise<void>) => {
+    if (direct) await work(direct).catch(() => undefined);
+  };
   const phase = async <T>(name: string, work: () => Promise<T>): Promise<T | undefined> => {
     try {
       if (!pids) return await work();
@@ -230,6 +241,7 @@ async function measureTarget(target: Target, plan: Plan, script: string, uploadF
   // A short warm-up so connection pools and JIT are in their steady state.
   await wrkGet(target, script, 8, 1).catch(() => undefined);
   result.c1 = await phase('c1', () => wrkGet(target, script, 1, plan.wrkSeconds));
+  await directAgain(async (d) => { adjacent!.c64 = (await wrkGet(d, script, 64, Math.max(1, plan.wrkSeconds / 2))).requestsPerSec; });
   result.c64 = await phase('c64', () => wrkGet(target, script, 64, plan.wrkSeconds));
   const c64Usage = result.usage?.c64;
   if (c64Usage && result.c64?.requests) {
@@ -239,16 +251,19 @@ async function measureTarget(target: Target, plan: Plan, script: string, uploadF
   for (const key of ['c1', 'c64'] as const) {
     if (result[key]?.errors) result.errors.push(`${key}: ${result[key]!.errors} failed requests (wrk)`);
   }
+  await directAgain(async (d) => { adjacent!.downloadMbPerSec = Math.round((await curlDownload(d, d.paths.download)).mbPerSec); });
   result.download = await phase('download', () => curlDownload(target, target.paths.download));
   if (result.download && (result.download.status !== 200 || result.download.bytes !== plan.bulkBytes)) {
     result.errors.push(`download: status ${result.download.status}, ${result.download.bytes} of ${plan.bulkBytes} bytes`);
   }
+  await directAgain(async (d) => { adjacent!.uploadMbPerSec = Math.round((await curlUpload(d, d.paths.upload, uploadFile)).mbPerSec); });
   result.upload = await phase('upload', () => curlUpload(target, target.paths.upload, uploadFile));
   if (result.upload && (result.upload.status !== 200 || result.upload.bytes !== plan.bulkBytes)) {
     result.errors.push(`upload: status ${result.upload.status}, ${result.upload.bytes} of ${plan.bulkBytes} bytes`);
   }
   const ttfb = await phase('ttfb', () => curlTtfb(target, target.paths.small, plan.ttfbSamples));
   result.ttfbMs = ttfb ? round1(ttfb.medianMs * 100) / 100 : undefined;
+  result.ttfbAfterHandshakeMs = ttfb ? round1(ttfb.afterHandshakeMs * 100) / 100 : undefined;
   return result;
 }
 
@@ -268,12 +283,12 @@ export function markdownTable(report: BenchReport): string {
   const lines = [
     `Direct = ${report.direct}. ${report.machine.cpus} CPU (${report.machine.cpuModel}), Node ${report.machine.node}${report.machine.nginx ? `, ${report.machine.nginx}` : ''}${report.quick ? ' — QUICK run, figures not meaningful' : ''}.`,
     '',
-    '| path | GET/s c=1 | p50 c=1 ms | GET/s c=64 | p50 / p99 c=64 ms | download MB/s | upload MB/s | TTFB fresh conn ms | relay / connector CPU % (c=64) | relay / connector CPU ms per GET | relay / connector peak RSS MB | load avg |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| path | GET/s c=1 | p50 c=1 ms | GET/s c=64 | p50 / p99 c=64 ms | download MB/s | upload MB/s | TTFB fresh conn ms | after handshake ms | relay / connector CPU % (c=64) | relay / connector CPU ms per GET | relay / connector peak RSS MB | load avg |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const t of report.targets) {
     if (!t.available) {
-      lines.push(`| ${t.label} | not available: ${t.reason ?? ''} |||||||||| |`);
+      lines.push(`| ${t.label} | not available: ${t.reason ?? ''} ||||||||||| |`);
       continue;
     }
     const usage = t.usage?.c64;
@@ -281,8 +296,16 @@ export function markdownTable(report: BenchReport): string {
     lines.push(`| ${t.label} | ${fmt(t.c1?.requestsPerSec)}${ratio(t.c1?.requestsPerSec, direct?.c1?.requestsPerSec)} | ${fmt(t.c1?.p50Ms, 2)}${ratio(t.c1?.p50Ms, direct?.c1?.p50Ms)} | `
       + `${fmt(t.c64?.requestsPerSec)}${ratio(t.c64?.requestsPerSec, direct?.c64?.requestsPerSec)} | ${fmt(t.c64?.p50Ms, 2)} / ${fmt(t.c64?.p99Ms, 2)} | `
       + `${fmt(t.download?.mbPerSec)}${ratio(t.download?.mbPerSec, direct?.download?.mbPerSec)} | ${fmt(t.upload?.mbPerSec)}${ratio(t.upload?.mbPerSec, direct?.upload?.mbPerSec)} | `
-      + `${fmt(t.ttfbMs, 2)}${ratio(t.ttfbMs, direct?.ttfbMs)} | ${usage ? `${usage.relay?.cpuPercent} / ${usage.connector?.cpuPercent}` : ''} | `
+      + `${fmt(t.ttfbMs, 2)}${ratio(t.ttfbMs, direct?.ttfbMs)} | ${fmt(t.ttfbAfterHandshakeMs, 2)}${ratio(t.ttfbAfterHandshakeMs, direct?.ttfbAfterHandshakeMs)} | ${usage ? `${usage.relay?.cpuPercent} / ${usage.connector?.cpuPercent}` : ''} | `
       + `${t.cpuMsPerRequest ? `${t.cpuMsPerRequest.relay.toFixed(3)} / ${t.cpuMsPerRequest.connector.toFixed(3)}` : ''} | ${peak ? `${peak.relay} / ${peak.connector}` : ''} | ${t.loadAverage} |`);
+  }
+  lines.push('', 'The same three figures against direct measured again right before each (c=64 for half as long):', '',
+    '| path | GET/s c=64 (direct right before) | download MB/s (direct right before) | upload MB/s (direct right before) |', '|---|---|---|---|');
+  for (const t of report.targets) {
+    const a = t.adjacentDirect;
+    if (!t.available || !a) continue;
+    lines.push(`| ${t.label} | ${fmt(t.c64?.requestsPerSec)} (${fmt(a.c64)})${ratio(t.c64?.requestsPerSec, a.c64)} | ${fmt(t.download?.mbPerSec)} (${fmt(a.downloadMbPerSec)})${ratio(t.download?.mbPerSec, a.downloadMbPerSec)} | `
+      + `${fmt(t.upload?.mbPerSec)} (${fmt(a.uploadMbPerSec)})${ratio(t.upload?.mbPerSec, a.uploadMbPerSec)} |`);
   }
   const errors = report.targets.flatMap((t) => t.errors.map((e) => `- ${t.label}: ${e}`));
   if (errors.length) lines.push('', 'Errors:', ...errors);
