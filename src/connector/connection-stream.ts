@@ -17,6 +17,7 @@ import type { Logger } from '../shared/log.js';
 import type { BackendRequester } from './egress.js';
 import { classifyBackendFailure, dispatchToApp } from './backend.js';
 import { HeadSplice } from './head-splice.js';
+import { bulkPipe } from '../shared/bulk-pipe.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 
@@ -124,8 +125,8 @@ export function createConnectionStreams(requester: BackendRequester, logger: Log
     requester.connect(app.internalUrl).then(({ socket }) => {
       if (stream.destroyed) return socket.destroy();
       stream.respond({ ':status': 200 });
-      socket.pipe(stream);
-      stream.pipe(socket);
+      bulkPipe(socket, stream);
+      bulkPipe(stream, socket);
       socket.on('error', () => stream.close(NGHTTP2_CANCEL));
       stream.on('error', () => socket.destroy());
       stream.on('close', () => socket.destroy());

@@ -14,6 +14,7 @@ import { joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../
 import { rawUserPage, userErrors, type UserError } from '../shared/error-page.js';
 import { HOP_BY_HOP } from '../shared/wire.js';
 import type { Logger } from '../shared/log.js';
+import { writeOrPause } from '../shared/bulk-pipe.js';
 import {
   ChunkedBodyEnd, connectionTokens, contentLength, fieldValues, headEnd, MAX_HEAD_BYTES, parseHead, responseFraming,
   type Head, type ResponseFraming,
@@ -204,10 +205,7 @@ export class HeadSplice {
   // Backend side -----------------------------------------------------------------------------
 
   private toBackend(bytes: Buffer): void {
-    if (this.backend) {
-      if (!this.backend.write(bytes)) this.stream.pause();
-      return;
-    }
+    if (this.backend) return writeOrPause(this.backend, bytes, this.stream);
     // First request, or the app closed the last connection between requests: a new one. What the
     // user sends meanwhile waits in `queued`, in order.
     if (this.dialing) {
@@ -233,7 +231,6 @@ export class HeadSplice {
     this.backend = socket;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.backendData(socket, chunk));
-    socket.on('drain', () => this.stream.resume());
     socket.on('end', () => this.backendClosed(socket));
     socket.on('close', () => this.backendClosed(socket));
     socket.on('error', (error: NodeJS.ErrnoException) => this.backendFailed(error, socket));
@@ -362,12 +359,8 @@ export class HeadSplice {
   }
 
   private toUser(bytes: Buffer): void {
-    if (this.stream.destroyed) return;
-    if (!this.stream.write(bytes) && this.backend) {
-      const backend = this.backend;
-      backend.pause();
-      this.stream.once('drain', () => backend.resume());
-    }
+    if (this.backend) writeOrPause(this.stream, bytes, this.backend);
+    else if (!this.stream.destroyed) this.stream.write(bytes);
   }
 
   private backendClosed(socket: net.Socket): void {

@@ -12,6 +12,7 @@ import http2, { type ClientHttp2Stream } from 'node:http2';
 import type http from 'node:http';
 import type net from 'node:net';
 import { CONNECTOR_FEATURES, FERRY_HEADERS } from '../shared/wire.js';
+import { bulkPipe } from '../shared/bulk-pipe.js';
 import type { ForwardContext } from './forward.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
@@ -88,8 +89,8 @@ export function carryConnection(ctx: ConnectionStreamContext, socket: net.Socket
     stream.once('response', (headers) => {
       if (Number(headers[':status']) !== 200) return refuse(`connector answered ${headers[':status']}`);
       carried = true;
-      stream.pipe(socket);
-      socket.pipe(stream);
+      bulkPipe(stream, socket);
+      bulkPipe(socket, stream);
       socket.resume();
     });
     stream.on('error', (error) => {
@@ -133,3 +134,4 @@ export function hostOfFirstHead(head: string): string | undefined {
   }
   return host || undefined;
 }
+
