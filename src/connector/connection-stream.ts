@@ -16,7 +16,7 @@ import { addForwardedHeaders, joinPath, normalizeHost, rewriteLocation, type Pub
 import type { Logger } from '../shared/log.js';
 import type { BackendRequester } from './egress.js';
 import { classifyBackendFailure, dispatchToApp } from './backend.js';
-import { HeadSplice } from './head-splice.js';
+import { HeadSplice, IdleAppConnections } from './head-splice.js';
 import { bulkPipe } from '../shared/bulk-pipe.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
@@ -43,6 +43,7 @@ const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 export function createConnectionStreams(requester: BackendRequester, logger: Logger) {
   const facts = new WeakMap<Duplex, ConnectionFacts>();
   const servers = new WeakMap<ServerHttp2Session, SessionServer>();
+  const idleAppConnections = new IdleAppConnections();
 
   function serverFor(session: ServerHttp2Session): SessionServer {
     const existing = servers.get(session);
@@ -97,6 +98,7 @@ export function createConnectionStreams(requester: BackendRequester, logger: Log
     const headSplice = new HeadSplice(stream, {
       ...connection,
       dial: () => requester.connect(app.internalUrl).then(({ socket }) => socket as net.Socket),
+      idle: idleAppConnections,
       handOver: (pending) => {
         entry.splices.delete(headSplice);
         toServer(stream, connection, entry, pending);
@@ -138,7 +140,7 @@ export function createConnectionStreams(requester: BackendRequester, logger: Log
     });
   }
 
-  return { serve };
+  return { serve, close: () => idleAppConnections.close() };
 }
 
 function readFacts(headers: IncomingHttpHeaders): ConnectionFacts | undefined {

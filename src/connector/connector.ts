@@ -19,6 +19,7 @@ export class Connector {
   private state: ConnectorState;
   private supervisor: Supervisor | undefined;
   private stopRenewal: (() => void) | undefined;
+  private closeConnectionStreams: (() => void) | undefined;
 
   constructor(private readonly config: ConnectorConfig, private readonly logger: Logger, private readonly egress: ConnectorEgress) {
     this.state = loadConnectorState(config.stateDir);
@@ -28,6 +29,7 @@ export class Connector {
     const { config, logger } = this;
     const { egress } = this;
     const connectionStreams = createConnectionStreams(egress.backend, logger);
+    this.closeConnectionStreams = connectionStreams.close;
     this.supervisor = new Supervisor({
       dialers: { tcp: egress.direct, https: egress.routed },
       state: this.state,
@@ -59,6 +61,7 @@ export class Connector {
   stop(): void {
     this.stopRenewal?.();
     this.supervisor?.stop();
+    this.closeConnectionStreams?.();
     this.egress.close();
   }
 }

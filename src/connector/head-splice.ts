@@ -30,6 +30,8 @@ export interface SpliceOptions {
   userProto: 'http' | 'https';
   /** A new connection to the app (the egress dialer, DIRECT). */
   dial(): Promise<net.Socket>;
+  /** Idle app connections left by earlier user connections. */
+  idle: IdleAppConnections;
   /** Takes the connection over from the request whose bytes are `pending`. */
   handOver(pending: Buffer | undefined): void;
   classify(error: NodeJS.ErrnoException): string;
@@ -56,6 +58,10 @@ export class HeadSplice {
   private pending: Buffer | undefined;
   private backend: net.Socket | undefined;
   private backendPending: Buffer | undefined;
+  /** Our listeners on `backend`, removed when it goes back to the idle connections. */
+  private detachBackend: (() => void) | undefined;
+  /** The app connection is between answers and may serve another request (or user connection). */
+  private backendReusable = false;
   /** While the app's connection is being opened: what goes to it once it is, in order. */
   private dialing: Buffer[] | undefined;
   private exchange: Exchange | undefined;
@@ -175,7 +181,7 @@ export class HeadSplice {
     this.stream.off('end', this.onEnd);
     this.stream.off('close', this.onClose);
     this.stream.off('error', this.onClose);
-    this.backend?.destroy();
+    this.releaseBackend();
     const pending = this.pending;
     this.pending = undefined;
     this.options.handOver(pending);
@@ -191,7 +197,7 @@ export class HeadSplice {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.timer);
-    this.backend?.destroy();
+    this.releaseBackend();
     if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.end();
   }
 
@@ -199,12 +205,27 @@ export class HeadSplice {
     if (this.done && !this.backend) return;
     this.done = true;
     clearTimeout(this.timer);
-    this.backend?.destroy();
+    this.releaseBackend();
+  }
+
+  /** The app connection goes back to the idle ones when it is between answers, else it closes. */
+  private releaseBackend(): void {
+    const backend = this.backend;
+    if (!backend) return;
+    this.backend = undefined;
+    this.detachBackend?.();
+    if (this.backendReusable && !this.exchange && !this.backendPending) this.options.idle.give(this.options.app.internalUrl.origin, backend);
+    else backend.destroy();
   }
 
   // Backend side -----------------------------------------------------------------------------
 
   private toBackend(bytes: Buffer): void {
+    this.backendReusable = false;
+    if (!this.backend && !this.dialing) {
+      const parked = this.options.idle.take(this.options.app.internalUrl.origin);
+      if (parked) this.attach(parked);
+    }
     if (this.backend) return writeOrPause(this.backend, bytes, this.stream);
     // First request, or the app closed the last connection between requests: a new one. What the
     // user sends meanwhile waits in `queued`, in order.
@@ -230,10 +251,19 @@ export class HeadSplice {
   private attach(socket: net.Socket): void {
     this.backend = socket;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.backendData(socket, chunk));
-    socket.on('end', () => this.backendClosed(socket));
-    socket.on('close', () => this.backendClosed(socket));
-    socket.on('error', (error: NodeJS.ErrnoException) => this.backendFailed(error, socket));
+    const onData = (chunk: Buffer) => this.backendData(socket, chunk);
+    const onEnd = () => this.backendClosed(socket);
+    const onError = (error: NodeJS.ErrnoException) => this.backendFailed(error, socket);
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onEnd);
+    socket.on('error', onError);
+    this.detachBackend = () => {
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      socket.off('error', onError);
+    };
   }
 
   private backendData(socket: net.Socket, chunk: Buffer): void {
@@ -350,6 +380,7 @@ export class HeadSplice {
     this.answered++;
     // Bytes after the answer (the app is out of step) or a close: the connection ends here.
     if (rest.length > 0 || exchange.close) return this.closeUser();
+    this.backendReusable = true;
     this.idle();
     // Requests the user sent before ending its side are still answered.
     if (this.pending) this.nextRequest();
@@ -366,6 +397,7 @@ export class HeadSplice {
   private backendClosed(socket: net.Socket): void {
     if (socket !== this.backend) return;
     this.backend = undefined;
+    this.backendReusable = false;
     const exchange = this.exchange;
     if (!exchange || this.done) return;
     // A body that ends with the connection ends here; anything else was cut short.
@@ -376,6 +408,7 @@ export class HeadSplice {
   private backendFailed(error: NodeJS.ErrnoException, socket?: net.Socket): void {
     if (socket && socket !== this.backend) return;
     const exchange = this.exchange;
+    this.backendReusable = false;
     this.backend?.destroy();
     this.backend = undefined;
     if (this.done) return;
@@ -408,5 +441,62 @@ export class HeadSplice {
     this.exchange = undefined;
     clearTimeout(this.timer);
     if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
+  }
+}
+
+/**
+ * App connections between user connections, as nginx keeps upstream connections alive: a new user
+ * connection takes one instead of opening its own, so the app sees few connections and a fresh
+ * user connection skips a TCP handshake. Parked at most `idleMs` (4 s: below the 5 s keep-alive
+ * timeout of Node's and Apache's servers, so an app rarely closes one just as it is taken; as with
+ * any keep-alive pool, one that the app closes at that very moment fails that request with a 502).
+ */
+export class IdleAppConnections {
+  private readonly parked = new Map<string, { socket: net.Socket; unpark(): void }[]>();
+
+  constructor(private readonly maxPerApp = 32, private readonly idleMs = 4_000) {}
+
+  take(origin: string): net.Socket | undefined {
+    const entry = this.parked.get(origin)?.pop();
+    entry?.unpark();
+    return entry?.socket;
+  }
+
+  give(origin: string, socket: net.Socket): void {
+    const list = this.parked.get(origin) ?? [];
+    if (socket.destroyed || !socket.writable || list.length >= this.maxPerApp) return void socket.destroy();
+    // Anything from a parked connection (bytes, its end, an error) means it is not reusable.
+    const drop = () => {
+      const at = list.indexOf(entry);
+      if (at >= 0) list.splice(at, 1);
+      entry.unpark();
+      socket.destroy();
+    };
+    const timer = setTimeout(drop, this.idleMs);
+    timer.unref();
+    const entry = {
+      socket,
+      unpark: () => {
+        clearTimeout(timer);
+        socket.off('data', drop);
+        socket.off('end', drop);
+        socket.off('close', drop);
+        socket.off('error', drop);
+      },
+    };
+    socket.on('data', drop);
+    socket.on('end', drop);
+    socket.on('close', drop);
+    socket.on('error', drop);
+    socket.resume();
+    list.push(entry);
+    this.parked.set(origin, list);
+  }
+
+  close(): void {
+    for (const list of this.parked.values()) for (const { socket, unpark } of list.splice(0)) {
+      unpark();
+      socket.destroy();
+    }
   }
 }

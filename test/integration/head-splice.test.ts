@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { FerryStack, rawExchange } from '../harness/ferry-stack.js';
 
 interface SeenRequest {
@@ -193,6 +194,29 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
     const raw = await send(request('GET', '/never', app, 'Accept: application/json\r\n'));
     assert.match(raw, /^HTTP\/1\.1 504 /);
     assert.match(raw, /"code":"backend-timeout"/);
+  });
+
+  it('a new user connection takes the app connection an earlier one left between answers', async () => {
+    /** One request on its own user connection, which the user ends once the answer is in. */
+    const once = () => new Promise<SeenRequest>((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: stack.relay.ports.user, ca, servername: 'app.localhost', ALPNProtocols: ['http/1.1'] });
+      let raw = '';
+      socket.once('secureConnect', () => socket.write(request('GET', '/echo', app)));
+      socket.on('data', (chunk: Buffer) => {
+        raw += chunk.toString('latin1');
+        const length = Number(/Content-Length: (\d+)/.exec(raw)?.[1]);
+        const bodyAt = raw.indexOf('\r\n\r\n') + 4;
+        if (bodyAt > 3 && raw.length - bodyAt >= length) {
+          socket.end();
+          resolve(JSON.parse(raw.slice(bodyAt)) as SeenRequest);
+        }
+      });
+      socket.on('error', reject);
+    });
+    const first = await once();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const second = await once();
+    assert.equal(second.connection, first.connection, 'the second user connection reused the first one\'s app connection');
   });
 
   it('leaves smuggling shapes (Content-Length with Transfer-Encoding) to Node\'s server, which refuses them', async () => {
