@@ -251,6 +251,9 @@ async function measureTarget(target: Target, plan: Plan, script: string, uploadF
   for (const key of ['c1', 'c64'] as const) {
     if (result[key]?.errors) result.errors.push(`${key}: ${result[key]!.errors} failed requests (wrk)`);
   }
+  // One untimed 100 MB first: the first download of a run read 800 MB/s direct, the next ones 2,000
+  // to 3,400 (page cache and nginx warming up), which flattered every ratio against the first.
+  await curlDownload(target, target.paths.download).catch(() => undefined);
   await directAgain(async (d) => { adjacent!.downloadMbPerSec = Math.round((await curlDownload(d, d.paths.download)).mbPerSec); });
   result.download = await phase('download', () => curlDownload(target, target.paths.download));
   if (result.download && (result.download.status !== 200 || result.download.bytes !== plan.bulkBytes)) {
