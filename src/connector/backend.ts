@@ -1,7 +1,9 @@
 // Serves one tunnel stream: forwards it to the internal app named by the relay and streams the
-// answer back. Bodies are piped in both directions, so the tunnel's HTTP/2 flow control paces the
-// backend. Backend failures become a classified `ferry-error` answer that the relay renders.
-// WebSocket streams (extended CONNECT) become an HTTP/1.1 Upgrade to the backend, then raw bytes.
+// answer back. A plain-http app reached DIRECT goes through its undici pool (`dispatchToApp`, also
+// used by connection streams); others through the egress's plan and http.request. Bodies flow
+// both ways under the tunnel's HTTP/2 flow control, so it paces the backend. Backend failures
+// become a classified `ferry-error` answer that the relay renders. WebSocket streams (extended
+// CONNECT) become an HTTP/1.1 Upgrade to the backend, then raw bytes.
 import http, { type IncomingMessage, type ClientRequest } from 'node:http';
 import https from 'node:https';
 import http2, { type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
