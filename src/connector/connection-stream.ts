@@ -99,9 +99,9 @@ export function createConnectionStreams(requester: BackendRequester, logger: Log
       ...connection,
       dial: () => requester.connect(app.internalUrl).then(({ socket }) => socket as net.Socket),
       idle: idleAppConnections,
-      handOver: (pending) => {
+      handOver: (pending, ended) => {
         entry.splices.delete(headSplice);
-        toServer(stream, connection, entry, pending);
+        toServer(stream, connection, entry, pending, ended);
       },
       classify: classifyBackendFailure,
       logger,
@@ -113,9 +113,10 @@ export function createConnectionStreams(requester: BackendRequester, logger: Log
   }
 
   /** Node's HTTP server reads the connection's requests (from `pending` on, when given). */
-  function toServer(stream: ServerHttp2Stream, connection: ConnectionFacts, entry: SessionServer, pending: Buffer | undefined): void {
+  function toServer(stream: ServerHttp2Stream, connection: ConnectionFacts, entry: SessionServer, pending: Buffer | undefined, ended = false): void {
     const socket = streamAsSocket(stream);
     if (pending) socket.unshift(pending);
+    if (ended) socket.push(null);
     facts.set(socket, connection);
     entry.busy.set(socket, false);
     socket.once('close', () => entry.busy.delete(socket));

@@ -32,8 +32,8 @@ export interface SpliceOptions {
   dial(): Promise<net.Socket>;
   /** Idle app connections left by earlier user connections. */
   idle: IdleAppConnections;
-  /** Takes the connection over from the request whose bytes are `pending`. */
-  handOver(pending: Buffer | undefined): void;
+  /** Takes the connection over from the request whose bytes are `pending` (`ended`: the user's side already ended). */
+  handOver(pending: Buffer | undefined, ended: boolean): void;
   classify(error: NodeJS.ErrnoException): string;
   logger: Logger;
   /** Between requests, how long an idle connection stays open (as Node's keepAliveTimeout). */
@@ -96,6 +96,9 @@ export class HeadSplice {
   // User side --------------------------------------------------------------------------------
 
   private userData(chunk: Buffer): void {
+    // After the end of our side (a close, an error page) what the user still sends is dropped,
+    // not kept.
+    if (this.done) return;
     const exchange = this.exchange;
     if (exchange && exchange.bodyLeft > 0) {
       const take = Math.min(exchange.bodyLeft, chunk.length);
@@ -184,7 +187,7 @@ export class HeadSplice {
     this.releaseBackend();
     const pending = this.pending;
     this.pending = undefined;
-    this.options.handOver(pending);
+    this.options.handOver(pending, this.userEnded);
   }
 
   private idle(): void {
