@@ -1,8 +1,10 @@
 // One HTTP/1.1 user connection arrives as one CONNECT stream (CONNECTOR_FEATURES.connectionStreams):
 // the relay only moves its bytes, so the per-request work happens here, once.
-// - mode http: Node's HTTP/1.1 server reads the requests off the stream and each goes to the app
-//   with the rules of a published app (Host check, X-Forwarded-*, path prefix, Location rewrite,
-//   timeout → 504, backend failure → 502 page), exactly as the relay applies them per stream;
+// - mode http: each request goes to the app with the rules of a published app (Host check,
+//   X-Forwarded-*, path prefix, Location rewrite, timeout → 504, backend failure → 502 page),
+//   exactly as the relay applies them per stream: through the head splice (head-splice.ts) for an
+//   app reached DIRECT over plain http, else, and from any request the splice does not take, by
+//   Node's HTTP/1.1 server reading the requests off the stream;
 // - mode passthrough: the stream is spliced to a byte stream to the app (bytes only).
 // One HTTP server per tunnel session, so a relay's GOAWAY drains only that session's connections.
 import type net from 'node:net';
