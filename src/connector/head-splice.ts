@@ -23,6 +23,8 @@ import {
 const { NGHTTP2_CANCEL } = http2.constants;
 /** Set by the splice (X-Forwarded-For is appended to, as addForwardedHeaders does). */
 const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
+/** Methods sent once more when a reused app connection closes before any answer (RFC 9110 §9.2.2). */
+const SAFE_TO_REPLAY = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export interface SpliceOptions {
   app: PublishedApp;
@@ -49,6 +51,13 @@ interface Exchange {
   /** The user asked to close, or the splice must (draining, early answer). */
   close: boolean;
   responseStarted: boolean;
+  /** Any byte of an answer (a 1xx included) came: the request reached the app. */
+  appAnswered: boolean;
+  /**
+   * The request's bytes, kept while it may be sent again: a GET, HEAD or OPTIONS without a body
+   * sent on a reused app connection, which the app may have closed just as the request went out.
+   */
+  replay?: Buffer;
   framing?: ResponseFraming;
   lengthLeft: number;
   chunked?: ChunkedBodyEnd;
@@ -134,7 +143,7 @@ export class HeadSplice {
     this.stream.resume();
     clearTimeout(this.timer);
     const close = connectionTokens(head).has('close') || this.draining;
-    this.exchange = { method: request.method, accept: fieldValues(head, 'accept')[0], bodyLeft: request.bodyLength, close, responseStarted: false, lengthLeft: 0 };
+    this.exchange = { method: request.method, accept: fieldValues(head, 'accept')[0], bodyLeft: request.bodyLength, close, responseStarted: false, appAnswered: false, lengthLeft: 0 };
     this.timer = setTimeout(() => this.timeout(), this.options.app.timeoutMs);
     this.timer.unref();
     let first = Buffer.from(request.head, 'latin1');
@@ -145,7 +154,8 @@ export class HeadSplice {
       this.exchange.bodyLeft -= take;
       this.pending = take < body.length ? body.subarray(take) : undefined;
     }
-    this.toBackend(first);
+    const reused = this.toBackend(first);
+    if (reused && request.bodyLength === 0 && SAFE_TO_REPLAY.has(request.method)) this.exchange.replay = first;
   }
 
   /** The request head for the app, or undefined when this request is not for the fast path. */
@@ -223,18 +233,22 @@ export class HeadSplice {
 
   // Backend side -----------------------------------------------------------------------------
 
-  private toBackend(bytes: Buffer): void {
+  /** Sends `bytes` to the app; true when they went on a connection that served an earlier request. */
+  private toBackend(bytes: Buffer, fresh = false): boolean {
     this.backendReusable = false;
-    if (!this.backend && !this.dialing) {
+    if (!this.backend && !this.dialing && !fresh) {
       const parked = this.options.idle.take(this.options.app.internalUrl.origin);
       if (parked) this.attach(parked);
     }
-    if (this.backend) return writeOrPause(this.backend, bytes, this.stream);
+    if (this.backend) {
+      writeOrPause(this.backend, bytes, this.stream);
+      return true;
+    }
     // First request, or the app closed the last connection between requests: a new one. What the
     // user sends meanwhile waits in `queued`, in order.
     if (this.dialing) {
       this.dialing.push(bytes);
-      return;
+      return false;
     }
     const queued = [bytes];
     this.dialing = queued;
@@ -249,6 +263,7 @@ export class HeadSplice {
       this.dialing = undefined;
       this.backendFailed(error);
     });
+    return false;
   }
 
   private attach(socket: net.Socket): void {
@@ -276,6 +291,8 @@ export class HeadSplice {
       // Bytes with no request: the app is out of step; do not guess.
       return this.backendFailed(Object.assign(new Error('the app sent bytes with no request'), { code: 'EPROTO' }));
     }
+    exchange.appAnswered = true;
+    exchange.replay = undefined;
     let data = this.backendPending ? Buffer.concat([this.backendPending, chunk]) : chunk;
     this.backendPending = undefined;
     while (data.length > 0 && this.exchange) {
@@ -421,6 +438,15 @@ export class HeadSplice {
       return;
     }
     const { app, logger } = this.options;
+    if (exchange.replay && !exchange.appAnswered) {
+      // A kept-alive connection the app closed as the request went out: once more, on a new one
+      // (what browsers and HTTP clients do for a request that is safe to repeat).
+      const replay = exchange.replay;
+      exchange.replay = undefined;
+      logger.debug({ app: app.name, code: error.code }, 'a reused app connection closed before answering: sending the request again on a new one');
+      this.toBackend(replay, true);
+      return;
+    }
     const errorClass = this.options.classify(error);
     logger.warn({ app: app.name, backend: app.internalUrl.origin, errorClass, code: error.code, err: error }, 'backend request failed');
     this.answerError(userErrors.backendUnreachable(errorClass, `${app.internalUrl.host}: ${error.code ?? error.message}`), exchange.accept, errorClass);

@@ -45,6 +45,10 @@ async function startScriptedApp(): Promise<{ port: number; seen: SeenRequest[]; 
       const body = buffer.subarray(end + 4, bodyEnd);
       buffer = buffer.subarray(bodyEnd);
       busy = true;
+      if (closeOnNextRequest.delete(id)) {
+        // As an app whose keep-alive timeout ends just as the next request comes.
+        return void socket.destroy();
+      }
       const bodyLength = chunked ? Buffer.from(body.toString('latin1').replace(/(^|\r\n)[0-9a-f]+\r\n/gi, '').replace(/\r\n$/, ''), 'latin1').length : body.length;
       seen.push({ connection: id, head: `${head}\r\n`, bodyLength });
       await answer(socket, `${head}\r\n`, bodyLength, id);
@@ -68,6 +72,8 @@ async function startScriptedApp(): Promise<{ port: number; seen: SeenRequest[]; 
 }
 
 const pause = () => new Promise((resolve) => setTimeout(resolve, 20));
+/** Connections that close, unanswered, when their next request arrives (set by /arm). */
+const closeOnNextRequest = new Set<number>();
 
 async function answer(socket: net.Socket, head: string, bodyLength: number, connection: number): Promise<void> {
   const [method, target] = head.split(' ');
@@ -92,6 +98,9 @@ async function answer(socket: net.Socket, head: string, bodyLength: number, conn
     case '/cut':
       await write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial');
       return void socket.destroy();
+    case '/arm':
+      closeOnNextRequest.add(connection);
+      return write('HTTP/1.1 204 No Content\r\n\r\n');
     case '/never':
       return new Promise(() => undefined); // holds the connection until the test closes it
     case '/location':
@@ -217,6 +226,16 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const second = await once();
     assert.equal(second.connection, first.connection, 'the second user connection reused the first one\'s app connection');
+  });
+
+  it('sends a GET once more on a new app connection when a kept-alive one closes unanswered, but not a POST', async () => {
+    const raw = await send(request('GET', '/arm', app) + request('GET', '/echo', app, 'Connection: close\r\n'));
+    assert.match(raw, /^HTTP\/1\.1 204 No Content\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+    const armedOn = scripted.seen.find((r) => r.head.startsWith('GET /arm'))!.connection;
+    const echoed = JSON.parse(raw.slice(raw.lastIndexOf('\r\n\r\n') + 4)) as SeenRequest;
+    assert.notEqual(echoed.connection, armedOn, 'answered on a new app connection');
+    const post = await send(request('GET', '/arm', app) + request('POST', '/echo', app, 'Content-Length: 2\r\nAccept: application/json\r\n') + 'hi');
+    assert.match(post, /HTTP\/1\.1 502 /, 'a POST is not sent twice');
   });
 
   it('leaves smuggling shapes (Content-Length with Transfer-Encoding) to Node\'s server, which refuses them', async () => {
