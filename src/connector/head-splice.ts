@@ -23,6 +23,11 @@ import {
 const { NGHTTP2_CANCEL } = http2.constants;
 /** Set by the splice (X-Forwarded-For is appended to, as addForwardedHeaders does). */
 const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
+/** NTLM and Negotiate (Kerberos/NTLM) authenticate a connection, not a request. */
+function isConnectionAuth(value: string): boolean {
+  return /^(ntlm|negotiate)(\s|$)/i.test(value);
+}
+
 /** Methods sent once more when a reused app connection closes before any answer (RFC 9110 §9.2.2). */
 const SAFE_TO_REPLAY = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -71,6 +76,12 @@ export class HeadSplice {
   private detachBackend: (() => void) | undefined;
   /** The app connection is between answers and may serve another request (or user connection). */
   private backendReusable = false;
+  /**
+   * This user connection used NTLM or Negotiate: Windows authentication authenticates the app
+   * connection, not the request, so no app connection of it may serve another user connection
+   * (what nginx's `ntlm` directive does). Sticky: it is about the user.
+   */
+  private backendBound = false;
   /** While the app's connection is being opened: what goes to it once it is, in order. */
   private dialing: Buffer[] | undefined;
   private exchange: Exchange | undefined;
@@ -170,6 +181,7 @@ export class HeadSplice {
     if (length === 'invalid') return undefined;
     for (const name of head.lowerNames) if (name === 'transfer-encoding' || name === 'upgrade' || name === 'expect') return undefined;
     const named = connectionTokens(head);
+    if (fieldValues(head, 'authorization').some(isConnectionAuth)) this.backendBound = true;
     let out = `${line[1]} ${joinPath(app, line[2])} HTTP/1.1\r\nhost: ${app.internalUrl.host}\r\n`;
     const forwardedFor: string[] = [];
     for (let i = 0; i < head.names.length; i++) {
@@ -227,7 +239,7 @@ export class HeadSplice {
     if (!backend) return;
     this.backend = undefined;
     this.detachBackend?.();
-    if (this.backendReusable && !this.exchange && !this.backendPending) this.options.idle.give(this.options.app.internalUrl.origin, backend);
+    if (this.backendReusable && !this.backendBound && !this.exchange && !this.backendPending) this.options.idle.give(this.options.app.internalUrl.origin, backend);
     else backend.destroy();
   }
 
@@ -331,6 +343,7 @@ export class HeadSplice {
     const framing = responseFraming(head, code, exchange.method);
     if (framing === 'invalid') return undefined;
     const named = connectionTokens(head);
+    if (fieldValues(head, 'www-authenticate').some(isConnectionAuth)) this.backendBound = true;
     if (code >= 200) {
       clearTimeout(this.timer);
       exchange.responseStarted = true;

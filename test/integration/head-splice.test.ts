@@ -101,6 +101,8 @@ async function answer(socket: net.Socket, head: string, bodyLength: number, conn
     case '/arm':
       closeOnNextRequest.add(connection);
       return write('HTTP/1.1 204 No Content\r\n\r\n');
+    case '/windows-auth':
+      return write('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Negotiate\r\nWWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n');
     case '/never':
       return new Promise(() => undefined); // holds the connection until the test closes it
     case '/location':
@@ -205,27 +207,36 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
     assert.match(raw, /"code":"backend-timeout"/);
   });
 
-  it('a new user connection takes the app connection an earlier one left between answers', async () => {
-    /** One request on its own user connection, which the user ends once the answer is in. */
-    const once = () => new Promise<SeenRequest>((resolve, reject) => {
-      const socket = tls.connect({ host: '127.0.0.1', port: stack.relay.ports.user, ca, servername: 'app.localhost', ALPNProtocols: ['http/1.1'] });
-      let raw = '';
-      socket.once('secureConnect', () => socket.write(request('GET', '/echo', app)));
-      socket.on('data', (chunk: Buffer) => {
-        raw += chunk.toString('latin1');
-        const length = Number(/Content-Length: (\d+)/.exec(raw)?.[1]);
-        const bodyAt = raw.indexOf('\r\n\r\n') + 4;
-        if (bodyAt > 3 && raw.length - bodyAt >= length) {
-          socket.end();
-          resolve(JSON.parse(raw.slice(bodyAt)) as SeenRequest);
-        }
-      });
-      socket.on('error', reject);
+  /** One request on its own user connection, which the user ends once the answer is in. */
+  const once = (path: string) => new Promise<string>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: stack.relay.ports.user, ca, servername: 'app.localhost', ALPNProtocols: ['http/1.1'] });
+    let raw = '';
+    socket.once('secureConnect', () => socket.write(request('GET', path, app)));
+    socket.on('data', (chunk: Buffer) => {
+      raw += chunk.toString('latin1');
+      const length = Number(/Content-Length: (\d+)/.exec(raw)?.[1]);
+      const bodyAt = raw.indexOf('\r\n\r\n') + 4;
+      if (bodyAt > 3 && raw.length - bodyAt >= length) {
+        socket.end();
+        setTimeout(() => resolve(raw), 300); // the user's end reaches the connector
+      }
     });
-    const first = await once();
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const second = await once();
-    assert.equal(second.connection, first.connection, 'the second user connection reused the first one\'s app connection');
+    socket.on('error', reject);
+  });
+  const echoedBy = (raw: string) => (JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as SeenRequest).connection;
+
+  it('a new user connection takes the app connection an earlier one left between answers', async () => {
+    const first = echoedBy(await once('/echo'));
+    const second = echoedBy(await once('/echo'));
+    assert.equal(second, first, 'the second user connection reused the first one\'s app connection');
+  });
+
+  it('never hands an app connection that saw NTLM or Negotiate to another user connection', async () => {
+    scripted.seen.length = 0;
+    assert.match(await once('/windows-auth'), /^HTTP\/1\.1 401 /);
+    const challengedOn = scripted.seen[0].connection;
+    const next = echoedBy(await once('/echo'));
+    assert.notEqual(next, challengedOn, 'the connection Windows authentication may bind stayed with its user');
   });
 
   it('sends a GET once more on a new app connection when a kept-alive one closes unanswered, but not a POST', async () => {
