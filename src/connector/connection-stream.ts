@@ -95,7 +95,7 @@ export function createConnectionStreams(requester: BackendRequester, logger: Log
     stream.respond({ ':status': 200 });
     const entry = serverFor(stream.session as ServerHttp2Session);
     const { app } = connection;
-    if (!requester.directPool(app.internalUrl)) return toServer(stream, connection, entry, undefined);
+    if (!requester.isDirectHttp(app.internalUrl)) return toServer(stream, connection, entry, undefined);
     // An app reached DIRECT over plain http: the head splice, until a request it does not take.
     const headSplice = new HeadSplice(stream, {
       ...connection,

@@ -7,18 +7,18 @@
 // whose body, if any, has one Content-Length (so: chunked uploads, Upgrade, Expect, a malformed or
 // oversized head) — hands the connection, from that request on, to Node's HTTP server
 // (connection-stream.ts), which applies the same rules per request and answers the errors.
-// May import: shared/, ./http1-heads, node:net types.
+// May import: shared/, node:net types.
 import type net from 'node:net';
 import http2, { type ServerHttp2Stream } from 'node:http2';
-import { joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
+import { forwardedFor, joinPath, normalizeHost, rewrittenLocation, type PublishedApp } from '../shared/published-app.js';
 import { rawUserPage, userErrors, type UserError } from '../shared/error-page.js';
-import { HOP_BY_HOP } from '../shared/wire.js';
+import { isHopByHop } from '../shared/wire.js';
 import type { Logger } from '../shared/log.js';
 import { writeOrPause } from '../shared/bulk-pipe.js';
 import {
   ChunkedBodyEnd, connectionTokens, contentLength, fieldValues, headEnd, MAX_HEAD_BYTES, parseHead, responseFraming,
   type Head, type ResponseFraming,
-} from './http1-heads.js';
+} from '../shared/http1-heads.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 /** Set by the splice (X-Forwarded-For is appended to, as addForwardedHeaders does). */
@@ -153,7 +153,7 @@ export class HeadSplice {
     this.pending = end < pending.length ? pending.subarray(end) : undefined;
     this.stream.resume();
     clearTimeout(this.timer);
-    const close = connectionTokens(head).has('close') || this.draining;
+    const close = request.close || this.draining;
     this.exchange = { method: request.method, accept: fieldValues(head, 'accept')[0], bodyLeft: request.bodyLength, close, responseStarted: false, appAnswered: false, lengthLeft: 0 };
     this.timer = setTimeout(() => this.timeout(), this.options.app.timeoutMs);
     this.timer.unref();
@@ -170,7 +170,7 @@ export class HeadSplice {
   }
 
   /** The request head for the app, or undefined when this request is not for the fast path. */
-  private requestHead(head: Head): { method: string; head: string; bodyLength: number } | undefined {
+  private requestHead(head: Head): { method: string; head: string; bodyLength: number; close: boolean } | undefined {
     const { app } = this.options;
     // Origin-form targets of visible ASCII only; anything else is for Node's parser to judge.
     const line = /^([A-Z]+) (\/[\x21-\x7e]*) HTTP\/1\.1$/.exec(head.startLine);
@@ -183,17 +183,15 @@ export class HeadSplice {
     const named = connectionTokens(head);
     if (fieldValues(head, 'authorization').some(isConnectionAuth)) this.backendBound = true;
     let out = `${line[1]} ${joinPath(app, line[2])} HTTP/1.1\r\nhost: ${app.internalUrl.host}\r\n`;
-    const forwardedFor: string[] = [];
     for (let i = 0; i < head.names.length; i++) {
       const lower = head.lowerNames[i];
-      if (lower === 'x-forwarded-for') forwardedFor.push(head.values[i]);
-      if (HOP_BY_HOP.has(lower) || named.has(lower) || lower.startsWith('ferry-') || FORWARDED.has(lower)) continue;
+      if (isHopByHop(lower, named) || FORWARDED.has(lower)) continue;
       out += `${head.names[i]}: ${head.values[i]}\r\n`;
     }
-    const { clientAddress } = this.options;
-    out += `x-forwarded-for: ${forwardedFor.length ? `${forwardedFor.join(', ')}, ${clientAddress}` : clientAddress}\r\n`;
+    const prior = fieldValues(head, 'x-forwarded-for');
+    out += `x-forwarded-for: ${forwardedFor(prior.length ? prior : undefined, this.options.clientAddress)}\r\n`;
     out += `x-forwarded-host: ${hosts[0]}\r\nx-forwarded-proto: ${this.options.userProto}\r\n\r\n`;
-    return { method: line[1], head: out, bodyLength: length === 'none' ? 0 : length };
+    return { method: line[1], head: out, bodyLength: length === 'none' ? 0 : length, close: named.has('close') };
   }
 
   /** Not for the fast path: Node's HTTP server takes the connection from this request on. */
@@ -360,14 +358,9 @@ export class HeadSplice {
       const lower = head.lowerNames[i];
       // Transfer-Encoding stays: the body goes through in its own framing. A Content-Length next
       // to it is dropped (RFC 9112 §6.3: it does not frame the message, and may mislead the next hop).
-      if ((HOP_BY_HOP.has(lower) && lower !== 'transfer-encoding') || named.has(lower) || lower.startsWith('ferry-')) continue;
+      if (lower !== 'transfer-encoding' && isHopByHop(lower, named)) continue;
       if (framedByCoding && lower === 'content-length') continue;
-      let value = head.values[i];
-      if (lower === 'location') {
-        const location: Record<string, string> = { location: value };
-        rewriteLocation(location, this.options.app);
-        value = location.location;
-      }
+      const value = lower === 'location' ? rewrittenLocation(head.values[i], this.options.app) : head.values[i];
       out += `${head.names[i]}: ${value}\r\n`;
     }
     if (code >= 200 && exchange.close) out += 'connection: close\r\n';

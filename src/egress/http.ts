@@ -165,7 +165,7 @@ export function createBackendRequester(options: BackendRequesterOptions) {
    * planned (proxy on, or https), and the caller uses plan().
    */
   function directPool(url: URL): Pool | undefined {
-    if (options.useProxy || url.protocol !== 'http:') return undefined;
+    if (!isDirectHttp(url)) return undefined;
     let pool = pools.get(url.origin);
     if (!pool) {
       const { host, port } = endpointOf(url);
@@ -186,6 +186,11 @@ export function createBackendRequester(options: BackendRequesterOptions) {
   }
   const pools = new Map<string, Pool>();
 
+  /** A plain-http app reached DIRECT (the backend proxy is off): what the fast paths serve. */
+  function isDirectHttp(url: URL): boolean {
+    return !options.useProxy && url.protocol === 'http:';
+  }
+
   /**
    * A byte stream to the app at `url` (passthrough apps): DIRECT, or a CONNECT/SOCKS tunnel through
    * the resolved proxy when useDefaultProxyForBackendRequests is on.
@@ -198,6 +203,7 @@ export function createBackendRequester(options: BackendRequesterOptions) {
     plan,
     connect,
     directPool,
+    isDirectHttp,
     close: () => {
       for (const pool of pools.values()) void pool.destroy();
       pools.clear();

@@ -13,6 +13,7 @@ import type http from 'node:http';
 import type net from 'node:net';
 import { CONNECTOR_FEATURES, FERRY_HEADERS } from '../shared/wire.js';
 import { bulkPipe } from '../shared/bulk-pipe.js';
+import { fieldValues, parseHead } from '../shared/http1-heads.js';
 import type { ForwardContext } from './forward.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
@@ -117,21 +118,12 @@ export function carryConnection(ctx: ConnectionStreamContext, socket: net.Socket
 }
 
 /**
- * The Host of an HTTP/1.x request head, for routing only; undefined for anything unusual (the
- * per-request server then answers it). The connector's HTTP parser checks every request again.
+ * The Host of an HTTP/1.x request head (without its blank line), for routing only; undefined for
+ * anything unusual (the per-request server then answers it). The connector parses every request again.
  */
 export function hostOfFirstHead(head: string): string | undefined {
-  const lines = head.split('\r\n');
-  if (!/^[A-Z]+ \S+ HTTP\/1\.[01]$/.test(lines[0] ?? '')) return undefined;
-  let host: string | undefined;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(':');
-    if (colon <= 0 || /\s/.test(line.slice(0, colon))) return undefined;
-    if (line.slice(0, colon).toLowerCase() !== 'host') continue;
-    if (host !== undefined) return undefined;
-    host = line.slice(colon + 1).trim().toLowerCase();
-  }
-  return host || undefined;
+  const parsed = parseHead(`${head}\r\n\r\n`);
+  if (!parsed || !/^[A-Z]+ \S+ HTTP\/1\.[01]$/.test(parsed.startLine)) return undefined;
+  const hosts = fieldValues(parsed, 'host');
+  return hosts.length === 1 && hosts[0] ? hosts[0].toLowerCase() : undefined;
 }
-

@@ -31,17 +31,27 @@ export function joinPath(app: PublishedApp, requestPath: string): string {
 /** A Location pointing at the internal URL is rewritten to the external one. */
 export function rewriteLocation(headers: Record<string, string | string[]>, app: PublishedApp): void {
   const location = headers.location;
-  if (typeof location !== 'string') return;
+  if (typeof location === 'string') headers.location = rewrittenLocation(location, app);
+}
+
+/** `location` with the internal URL replaced by the external one (unchanged when it names neither). */
+export function rewrittenLocation(location: string, app: PublishedApp): string {
   const internal = app.internalUrl.href.replace(/\/$/, '');
   if (location === internal || location.startsWith(`${internal}/`) || location.startsWith(`${internal}?`)) {
-    headers.location = app.externalUrl.href.replace(/\/$/, '') + location.slice(internal.length);
+    return app.externalUrl.href.replace(/\/$/, '') + location.slice(internal.length);
   }
+  return location;
 }
 
 /** Adds X-Forwarded-For (appending the user's address), -Host and -Proto to `headers`. */
 export function addForwardedHeaders(headers: Record<string, string | string[]>, prior: string | string[] | undefined, clientIp: string, host: string, userProto: 'http' | 'https'): void {
-  const before = Array.isArray(prior) ? prior.join(', ') : prior;
-  headers['x-forwarded-for'] = before ? `${before}, ${clientIp}` : clientIp;
+  headers['x-forwarded-for'] = forwardedFor(prior, clientIp);
   headers['x-forwarded-host'] = host;
   headers['x-forwarded-proto'] = userProto;
+}
+
+/** X-Forwarded-For as the app sees it: what came before, then the user's address. */
+export function forwardedFor(prior: string | string[] | undefined, clientIp: string): string {
+  const before = Array.isArray(prior) ? prior.join(', ') : prior;
+  return before ? `${before}, ${clientIp}` : clientIp;
 }

@@ -7,6 +7,8 @@
 // connector tells the relay why a backend failed with FERRY_HEADERS.error.
 
 /** ALPN protocol a connector offers, so the relay's public port can tell tunnels from users. */
+import { connectionTokensOf } from './http1-heads.js';
+
 export const TUNNEL_ALPN = 'ferry-tunnel/1';
 
 export const FERRY_HEADERS = {
@@ -81,24 +83,21 @@ export const HOP_BY_HOP = new Set([
  */
 export function endToEndHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const connection = headers.connection;
-  const named = connection === undefined ? undefined : connectionTokens(connection);
+  const named = connection === undefined ? undefined : connectionTokensOf(connection);
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || name.charCodeAt(0) === 0x3a /* ':' */) continue;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || lower.startsWith('ferry-') || named?.has(lower)) continue;
+    if (isHopByHop(lower, named)) continue;
     out[lower] = value;
   }
   return out;
 }
 
-function connectionTokens(connection: string | string[]): Set<string> {
-  const named = new Set<string>();
-  for (const value of Array.isArray(connection) ? connection : [connection]) {
-    for (const token of value.split(',')) named.add(token.trim().toLowerCase());
-  }
-  return named;
+/** A field (lower-case name) that is not forwarded: hop-by-hop, named in Connection, or Ferry's own. */
+export function isHopByHop(lowerName: string, connectionNamed?: ReadonlySet<string>): boolean {
+  return HOP_BY_HOP.has(lowerName) || lowerName.startsWith('ferry-') || (connectionNamed?.has(lowerName) ?? false);
 }
 
 /** The head of the 101 answer to a WebSocket upgrade, with the app's end-to-end headers. */

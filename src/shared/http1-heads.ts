@@ -1,7 +1,8 @@
-// HTTP/1.1 message heads and body framing for the head splice (head-splice.ts): strict on purpose.
-// The splice forwards bodies as bytes in their own framing, so it must know exactly where each
-// message ends; anything these functions do not accept is not guessed at: a request goes to Node's
-// HTTP server instead (which answers 400/431 where due), a response becomes a 502.
+// HTTP/1.1 message heads and body framing, strict on purpose: for the connector's head splice,
+// which forwards bodies as bytes in their own framing and so must know exactly where each message
+// ends, and for the relay, which routes a connection by its first head. Anything these functions
+// do not accept is not guessed at: a request goes to Node's HTTP server instead (which answers
+// 400/431 where due), a response becomes a 502.
 
 /** The most a head may take (Node's own default limit). */
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -62,8 +63,13 @@ export function fieldValues(head: Head, lowerName: string): string[] {
 
 /** The lower-cased tokens of all Connection fields. */
 export function connectionTokens(head: Head): Set<string> {
+  return connectionTokensOf(fieldValues(head, 'connection'));
+}
+
+/** The lower-cased tokens of Connection field values (one value or several). */
+export function connectionTokensOf(values: string | string[]): Set<string> {
   const tokens = new Set<string>();
-  for (const value of fieldValues(head, 'connection')) {
+  for (const value of Array.isArray(values) ? values : [values]) {
     for (const token of value.split(',')) if (token.trim()) tokens.add(token.trim().toLowerCase());
   }
   return tokens;
