@@ -1,5 +1,5 @@
 // Serves one tunnel stream: forwards it to the internal app named by the relay and streams the
-// answer back. A plain-http app reached DIRECT goes through its undici pool (`dispatchToApp`, also
+// answer back. A plain-http app reached DIRECT goes through the app client (app-client.ts, also
 // used by connection streams); others through the egress's plan and http.request. Bodies flow
 // both ways under the tunnel's HTTP/2 flow control, so it paces the backend. Backend failures
 // become a classified `ferry-error` answer that the relay renders. WebSocket streams (extended
@@ -7,46 +7,37 @@
 import http, { type IncomingMessage, type ClientRequest } from 'node:http';
 import https from 'node:https';
 import http2, { type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
-import { PassThrough, type Duplex, type Readable } from 'node:stream';
-import { util, type Pool } from 'undici';
+import type { Duplex } from 'node:stream';
 import { endToEndHeaders, FERRY_HEADERS, type BackendFailureClass } from '../shared/wire.js';
+import { appTarget } from '../shared/published-app.js';
 import { DialError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { BackendRequester } from './egress.js';
+import type { AnswerSink, AppClient } from './app-client.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
-export function serveBackendStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, requester: BackendRequester, logger: Logger): void {
-  let internal: URL;
-  try {
-    internal = new URL(String(headers[FERRY_HEADERS.internalUrl]));
-    if (internal.protocol !== 'http:' && internal.protocol !== 'https:') throw new Error('scheme');
-  } catch {
-    return failStream(stream, 'bad-internal-url', 'the relay sent no usable internal URL');
-  }
+export function serveBackendStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, requester: BackendRequester, appClient: AppClient, logger: Logger): void {
+  const internal = internalUrlOf(String(headers[FERRY_HEADERS.internalUrl]));
+  if (!internal) return failStream(stream, 'bad-internal-url', 'the relay sent no usable internal URL');
   const isWebSocket = headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket';
   const requestHeaders = endToEndHeaders(headers);
   requestHeaders.host = internal.host;
-  const target = new URL(String(headers[':path'] ?? '/'), internal.origin);
+  const target = appTarget(internal, String(headers[':path'] ?? '/'));
   const app = String(headers[FERRY_HEADERS.app] ?? '');
-  const pool = isWebSocket ? undefined : requester.directPool(target);
-  if (pool) {
+  if (!isWebSocket && appClient.serves(target)) {
     // Synchronous, and nothing keeps the stream's header object: an open request (a long-poll)
     // holds only what it needs.
     const answer = new TunnelStreamAnswer(stream, app, internal, logger);
-    const dispatch = dispatchToApp(pool, {
+    answer.exchange = appClient.dispatch(internal, {
       method: String(headers[':method']),
       path: `${target.pathname}${target.search}`,
       headers: requestHeaders,
-      // Not the stream itself: undici destroys a body stream when it ends, and this one still has
-      // to carry the answer.
-      body: stream.endAfterHeaders ? null : stream.pipe(new PassThrough()),
+      body: stream.endAfterHeaders ? null : stream,
     }, answer);
-    // Reset by the relay (the user went away, or the answer came before the whole upload): the
-    // app's request stops rather than ending with a truncated body on a keep-alive connection.
-    // undici destroys a body it stops reading with an error; that is the stream's end, not news.
+    // A reset stream ends the app's request rather than letting it finish with a truncated body.
     stream.on('error', ignore);
-    stream.on('close', () => { if (!answer.complete) dispatch.cancel(); });
+    stream.on('close', onAnsweredStreamClose);
     return;
   }
   forwardPlanned(stream, { method: String(headers[':method']), isWebSocket, headers: requestHeaders, target, internal, app }, requester, logger).catch((error: Error) => {
@@ -56,6 +47,32 @@ export function serveBackendStream(stream: ServerHttp2Stream, headers: IncomingH
 }
 
 function ignore(): void {}
+
+/**
+ * The internal URL the relay named, parsed once per distinct value (a few apps, many requests);
+ * the URL objects are shared and never changed. Undefined when unusable.
+ */
+function internalUrlOf(value: string): URL | undefined {
+  let url = internalUrls.get(value);
+  if (url) return url;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  if (internalUrls.size >= 1024) internalUrls.clear();
+  internalUrls.set(value, url);
+  return url;
+}
+const internalUrls = new Map<string, URL>();
+
+// Shared listener, the answer a property of the stream: no closure per open request.
+const ANSWER = Symbol('ferry.tunnelStreamAnswer');
+function onAnsweredStreamClose(this: ServerHttp2Stream & { [ANSWER]?: TunnelStreamAnswer }): void {
+  const answer = this[ANSWER];
+  if (answer && !answer.complete) answer.exchange?.cancel();
+}
 
 interface TunnelRequest {
   method: string;
@@ -126,82 +143,20 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
   }
 }
 
-/**
- * Where a backend answer goes, for `dispatchToApp`: `head` false means the answer is no longer
- * wanted (the request is cancelled); `write` false means "pause the app until `onDrain`".
- */
-export interface AnswerSink {
-  head(status: number, headers: Record<string, string | string[] | undefined>): boolean;
-  write(chunk: Buffer): boolean;
-  onDrain(resume: () => void): void;
-  end(): void;
-  fail(error: NodeJS.ErrnoException): void;
-}
-
-export interface AppRequest {
-  method: string;
-  path: string;
-  headers: Record<string, string | string[] | undefined>;
-  body: Readable | null;
-}
-
-/**
- * One request to a DIRECT plain-http app through its undici pool, the answer written straight into
- * `sink`: no body stream, no AbortController, no ClientRequest per request (at 10,000 open
- * requests, http.request kept ~7 KB of objects each). `cancel()` stops the app's request.
- */
-export function dispatchToApp(pool: Pool, request: AppRequest, sink: AnswerSink): { cancel(): void } {
-  // undici refuses Expect (Node's server, or the relay, answered 100-continue already).
-  delete request.headers.expect;
-  const handler = new AppDispatch(sink);
-  pool.dispatch(request, handler);
-  return handler;
-}
-
-/** undici's handler for `dispatchToApp`: a class, so an open request costs one object, not closures. */
-class AppDispatch {
-  private abort: ((error: Error) => void) | undefined;
-  private cancelled = false;
-
-  constructor(private readonly sink: AnswerSink) {}
-
-  cancel(): void {
-    this.cancelled = true;
-    this.abort?.(new Error('cancelled'));
-  }
-
-  onConnect(abort: (error?: Error) => void): void {
-    this.abort = abort;
-    if (this.cancelled) this.cancel();
-  }
-
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (!this.sink.head(statusCode, util.parseHeaders(rawHeaders))) {
-      this.cancel();
-      return false;
-    }
-    this.sink.onDrain(resume);
-    return true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    return this.sink.write(chunk);
-  }
-
-  onComplete(): void {
-    this.sink.end();
-  }
-
-  onError(error: NodeJS.ErrnoException): void {
-    this.sink.fail(error);
-  }
-}
-
-/** A tunnel stream as the sink of `dispatchToApp`; the stream's flow control paces the app. */
+/** A tunnel stream as the sink of the app client; the stream's flow control paces the app. */
 class TunnelStreamAnswer implements AnswerSink {
   complete = false;
+  exchange: { cancel(): void } | undefined;
 
-  constructor(private readonly stream: ServerHttp2Stream, private readonly app: string, private readonly internal: URL, private readonly logger: Logger) {}
+  constructor(private readonly stream: ServerHttp2Stream, private readonly app: string, private readonly internal: URL, private readonly logger: Logger) {
+    (stream as ServerHttp2Stream & { [ANSWER]?: TunnelStreamAnswer })[ANSWER] = this;
+  }
+
+  /** Reset by the relay (the user went away, or the answer came before the whole upload). */
+  bodyCut(): boolean {
+    const { rstCode } = this.stream;
+    return rstCode !== undefined && rstCode !== http2.constants.NGHTTP2_NO_ERROR;
+  }
 
   head(status: number, headers: Record<string, string | string[] | undefined>): boolean {
     if (this.stream.destroyed) return false;

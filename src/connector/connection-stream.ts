@@ -14,11 +14,12 @@ import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHt
 import { Duplex } from 'node:stream';
 import { endToEndHeaders, FERRY_HEADERS, switchingProtocolsHead, type BackendFailureClass } from '../shared/wire.js';
 import { rawUserError, sendUserError, userErrors, type UserError } from '../shared/error-page.js';
-import { addForwardedHeaders, joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
+import { addForwardedHeaders, appTarget, joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
 import type { Logger } from '../shared/log.js';
 import type { BackendRequester } from './egress.js';
-import { classifyBackendFailure, dispatchToApp } from './backend.js';
-import { HeadSplice, IdleAppConnections } from './head-splice.js';
+import { classifyBackendFailure } from './backend.js';
+import { HeadSplice } from './head-splice.js';
+import type { AppClient } from './app-client.js';
 import { bulkPipe } from '../shared/bulk-pipe.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
@@ -42,10 +43,9 @@ interface SessionServer {
 /** Between requests, how long a user connection stays open (Node's keepAliveTimeout, as set below). */
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
-export function createConnectionStreams(requester: BackendRequester, logger: Logger) {
+export function createConnectionStreams(requester: BackendRequester, appClient: AppClient, logger: Logger) {
   const facts = new WeakMap<Duplex, ConnectionFacts>();
   const servers = new WeakMap<ServerHttp2Session, SessionServer>();
-  const idleAppConnections = new IdleAppConnections();
 
   function serverFor(session: ServerHttp2Session): SessionServer {
     const existing = servers.get(session);
@@ -61,7 +61,7 @@ export function createConnectionStreams(requester: BackendRequester, logger: Log
       if (entry.draining) res.shouldKeepAlive = false;
       entry.busy.set(socket, true);
       res.once('finish', () => { if (entry.busy.has(socket)) entry.busy.set(socket, false); });
-      forwardRequest(connection, req, res, requester, logger);
+      forwardRequest(connection, req, res, requester, appClient, logger);
     });
     entry.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const connection = facts.get(socket);
@@ -100,7 +100,7 @@ export function createConnectionStreams(requester: BackendRequester, logger: Log
     const headSplice = new HeadSplice(stream, {
       ...connection,
       dial: () => requester.connect(app.internalUrl).then(({ socket }) => socket as net.Socket),
-      idle: idleAppConnections,
+      idle: appClient.idle,
       handOver: (pending, ended) => {
         entry.splices.delete(headSplice);
         toServer(stream, connection, entry, pending, ended);
@@ -143,7 +143,7 @@ export function createConnectionStreams(requester: BackendRequester, logger: Log
     });
   }
 
-  return { serve, close: () => idleAppConnections.close() };
+  return { serve };
 }
 
 function readFacts(headers: IncomingHttpHeaders): ConnectionFacts | undefined {
@@ -163,7 +163,7 @@ function readFacts(headers: IncomingHttpHeaders): ConnectionFacts | undefined {
   }
 }
 
-function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: ServerResponse, requester: BackendRequester, logger: Logger): void {
+function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: ServerResponse, requester: BackendRequester, appClient: AppClient, logger: Logger): void {
   const { app } = connection;
   const host = String(req.headers.host ?? '');
   const accept = req.headers.accept;
@@ -174,7 +174,7 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
   const headers = endToEndHeaders(req.headers);
   addForwardedHeaders(headers, req.headers['x-forwarded-for'], connection.clientAddress, host, connection.userProto);
   headers.host = app.internalUrl.host;
-  const url = new URL(joinPath(app, req.url ?? '/'), app.internalUrl.origin);
+  const url = appTarget(app.internalUrl, joinPath(app, req.url ?? '/'));
   const method = req.method ?? 'GET';
 
   // One answer per request, whichever comes first: the app's, the timeout's or a failure's.
@@ -197,7 +197,7 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
     if (!claim()) return;
     res.shouldKeepAlive = false;
     sendUserError(res, userErrors.backendTimeout(app.timeoutMs), accept);
-    stop(); // after the page: undici may report the cancel synchronously
+    stop(); // after the page: the app client reports a cancel synchronously
   }, app.timeoutMs);
   timer.unref();
   res.on('close', () => {
@@ -222,17 +222,16 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
     sendUserError(res, userErrors.backendUnreachable(errorClass, `${app.internalUrl.host}: ${error.code ?? error.message}`), accept, errorClass);
   };
 
-  const pool = requester.directPool(url);
-  if (pool) {
+  if (appClient.serves(url)) {
     const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
-    const dispatch = dispatchToApp(pool, { method, path: `${url.pathname}${url.search}`, headers, body: hasBody ? req : null }, {
+    const exchange = appClient.dispatch(app.internalUrl, { method, path: `${url.pathname}${url.search}`, headers, body: hasBody ? req : null }, {
       head: writeHead,
       write: (chunk) => res.write(chunk),
       onDrain: (resume) => res.on('drain', resume),
       end: () => void res.end(),
       fail: (error) => fail(error, classifyBackendFailure(error)),
     });
-    cancel = () => dispatch.cancel();
+    cancel = () => exchange.cancel();
     return;
   }
   requester.plan(url, { method, headers }).then((plan) => {
@@ -260,7 +259,7 @@ function forwardUpgrade(connection: ConnectionFacts, req: IncomingMessage, socke
   const headers = endToEndHeaders(req.headers);
   addForwardedHeaders(headers, req.headers['x-forwarded-for'], connection.clientAddress, host, connection.userProto);
   Object.assign(headers, { host: app.internalUrl.host, connection: 'Upgrade', upgrade: 'websocket' });
-  requester.plan(new URL(joinPath(app, req.url ?? '/'), app.internalUrl.origin), { method: 'GET', headers }).then((plan) => {
+  requester.plan(appTarget(app.internalUrl, joinPath(app, req.url ?? '/')), { method: 'GET', headers }).then((plan) => {
     const request = (plan.protocol === 'https:' ? https : http).request(plan.options);
     request.on('upgrade', (response: IncomingMessage, backend: Duplex, backendHead: Buffer) => {
       socket.write(switchingProtocolsHead(response.headers));

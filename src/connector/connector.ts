@@ -7,6 +7,7 @@
 import type { Logger } from '../shared/log.js';
 import { serveBackendStream } from './backend.js';
 import { createConnectionStreams } from './connection-stream.js';
+import { AppClient } from './app-client.js';
 import { CONNECTOR_FEATURES } from '../shared/wire.js';
 import type { ConnectorEgress } from './egress.js';
 import type { ConnectorConfig } from './config.js';
@@ -19,7 +20,7 @@ export class Connector {
   private state: ConnectorState;
   private supervisor: Supervisor | undefined;
   private stopRenewal: (() => void) | undefined;
-  private closeConnectionStreams: (() => void) | undefined;
+  private closeAppClient: (() => void) | undefined;
 
   constructor(private readonly config: ConnectorConfig, private readonly logger: Logger, private readonly egress: ConnectorEgress) {
     this.state = loadConnectorState(config.stateDir);
@@ -28,8 +29,9 @@ export class Connector {
   start(onStatus?: SupervisorOptions['onStatus']): Supervisor {
     const { config, logger } = this;
     const { egress } = this;
-    const connectionStreams = createConnectionStreams(egress.backend, logger);
-    this.closeConnectionStreams = connectionStreams.close;
+    const appClient = new AppClient(egress.backend);
+    const connectionStreams = createConnectionStreams(egress.backend, appClient, logger);
+    this.closeAppClient = () => appClient.close();
     this.supervisor = new Supervisor({
       dialers: { tcp: egress.direct, https: egress.routed },
       state: this.state,
@@ -43,7 +45,7 @@ export class Connector {
       // A plain CONNECT carries a whole user connection; anything else is one request.
       onStream: (stream, headers) => (headers[':method'] === 'CONNECT' && !headers[':protocol']
         ? connectionStreams.serve(stream, headers)
-        : serveBackendStream(stream, headers, egress.backend, logger)),
+        : serveBackendStream(stream, headers, egress.backend, appClient, logger)),
       features: [CONNECTOR_FEATURES.connectionStreams],
       onStatus,
     });
@@ -61,7 +63,7 @@ export class Connector {
   stop(): void {
     this.stopRenewal?.();
     this.supervisor?.stop();
-    this.closeConnectionStreams?.();
+    this.closeAppClient?.();
     this.egress.close();
   }
 }

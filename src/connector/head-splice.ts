@@ -7,7 +7,7 @@
 // whose body, if any, has one Content-Length (so: chunked uploads, Upgrade, Expect, a malformed or
 // oversized head) — hands the connection, from that request on, to Node's HTTP server
 // (connection-stream.ts), which applies the same rules per request and answers the errors.
-// May import: shared/, node:net types.
+// May import: shared/, ./app-client.js (the idle app connections), node:net types.
 import type net from 'node:net';
 import http2, { type ServerHttp2Stream } from 'node:http2';
 import { forwardedFor, joinPath, normalizeHost, rewrittenLocation, type PublishedApp } from '../shared/published-app.js';
@@ -19,17 +19,11 @@ import {
   ChunkedBodyEnd, connectionTokens, contentLength, fieldValues, headEnd, MAX_HEAD_BYTES, parseHead, responseFraming,
   type Head, type ResponseFraming,
 } from '../shared/http1-heads.js';
+import { isConnectionAuth, SAFE_TO_REPLAY, type IdleAppConnections } from './app-client.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 /** Set by the splice (X-Forwarded-For is appended to, as addForwardedHeaders does). */
 const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
-/** NTLM and Negotiate (Kerberos/NTLM) authenticate a connection, not a request. */
-function isConnectionAuth(value: string): boolean {
-  return /^(ntlm|negotiate)(\s|$)/i.test(value);
-}
-
-/** Methods sent once more when a reused app connection closes before any answer (RFC 9110 §9.2.2). */
-const SAFE_TO_REPLAY = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export interface SpliceOptions {
   app: PublishedApp;
@@ -476,62 +470,5 @@ export class HeadSplice {
     this.exchange = undefined;
     clearTimeout(this.timer);
     if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
-  }
-}
-
-/**
- * App connections between user connections, as nginx keeps upstream connections alive: a new user
- * connection takes one instead of opening its own, so the app sees few connections and a fresh
- * user connection skips a TCP handshake. Parked at most `idleMs` (4 s: below the 5 s keep-alive
- * timeout of Node's and Apache's servers, so an app rarely closes one just as it is taken; as with
- * any keep-alive pool, one that the app closes at that very moment fails that request with a 502).
- */
-export class IdleAppConnections {
-  private readonly parked = new Map<string, { socket: net.Socket; unpark(): void }[]>();
-
-  constructor(private readonly maxPerApp = 32, private readonly idleMs = 4_000) {}
-
-  take(origin: string): net.Socket | undefined {
-    const entry = this.parked.get(origin)?.pop();
-    entry?.unpark();
-    return entry?.socket;
-  }
-
-  give(origin: string, socket: net.Socket): void {
-    const list = this.parked.get(origin) ?? [];
-    if (socket.destroyed || !socket.writable || list.length >= this.maxPerApp) return void socket.destroy();
-    // Anything from a parked connection (bytes, its end, an error) means it is not reusable.
-    const drop = () => {
-      const at = list.indexOf(entry);
-      if (at >= 0) list.splice(at, 1);
-      entry.unpark();
-      socket.destroy();
-    };
-    const timer = setTimeout(drop, this.idleMs);
-    timer.unref();
-    const entry = {
-      socket,
-      unpark: () => {
-        clearTimeout(timer);
-        socket.off('data', drop);
-        socket.off('end', drop);
-        socket.off('close', drop);
-        socket.off('error', drop);
-      },
-    };
-    socket.on('data', drop);
-    socket.on('end', drop);
-    socket.on('close', drop);
-    socket.on('error', drop);
-    socket.resume();
-    list.push(entry);
-    this.parked.set(origin, list);
-  }
-
-  close(): void {
-    for (const list of this.parked.values()) for (const { socket, unpark } of list.splice(0)) {
-      unpark();
-      socket.destroy();
-    }
   }
 }

@@ -11,6 +11,7 @@ import { loadConnectorConfig, type ConnectorConfig } from '../connector/config.j
 import { loadConnectorState, type ConnectorState } from '../connector/state.js';
 import { serveTunnelOnce } from '../connector/session.js';
 import { serveBackendStream } from '../connector/backend.js';
+import { AppClient } from '../connector/app-client.js';
 import { createConnectorEgress, lookupVia, type BackendRequester, type ConnectorEgress } from '../connector/egress.js';
 import { createDialer, proxyLabel, type DialerOptions, type EgressDialer, type ProxyRoute } from '../egress/dial/index.js';
 import { connectTcp, classifySocketError } from '../egress/dial/tcp.js';
@@ -448,6 +449,7 @@ async function tunnelCheck(dialer: EgressDialer, backend: BackendRequester, endp
     },
   };
   const limit = setTimeout(() => abort.abort(), timeoutMs * 3);
+  const appClient = new AppClient(backend);
   try {
     const outcome = await serveTunnelOnce({
       dialer: tracing,
@@ -457,7 +459,7 @@ async function tunnelCheck(dialer: EgressDialer, backend: BackendRequester, endp
       pingIntervalMs: config.pingIntervalMs,
       connectTimeoutMs: timeoutMs,
       // A user request that arrives during the probe is served like the connector would.
-      onStream: (stream, headers) => serveBackendStream(stream, headers, backend, silentLogger),
+      onStream: (stream, headers) => serveBackendStream(stream, headers, backend, appClient, silentLogger),
       onUp: () => {
         up = true;
         abort.abort();
@@ -473,6 +475,7 @@ async function tunnelCheck(dialer: EgressDialer, backend: BackendRequester, endp
   } finally {
     clearTimeout(limit);
     abort.abort();
+    appClient.close();
   }
 }
 

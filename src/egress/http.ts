@@ -3,8 +3,6 @@
 // resolved route, failover and traces apply) and, for https, adds TLS pinned to the relay CA
 // (or verified against the system roots when no CA is given).
 import http from 'node:http';
-import type net from 'node:net';
-import { Pool } from 'undici';
 import type { Duplex } from 'node:stream';
 import { createDialer, proxyLabel, type DialerOptions, type EgressDialer, type ProxyRoute } from './dial/index.js';
 import { connectVerifiedTls } from './tls.js';
@@ -158,41 +156,13 @@ export function createBackendRequester(options: BackendRequesterOptions) {
     };
   }
 
-  /**
-   * An undici Pool for a plain-http backend reached DIRECT (backend proxy off): measured about a
-   * quarter less connector CPU per request than http.request at c=64. Its connections still come
-   * from the egress dialer (so traces and timeouts apply); undefined when the request must be
-   * planned (proxy on, or https), and the caller uses plan().
-   */
-  function directPool(url: URL): Pool | undefined {
-    if (!isDirectHttp(url)) return undefined;
-    let pool = pools.get(url.origin);
-    if (!pool) {
-      const { host, port } = endpointOf(url);
-      pool = new Pool(url.origin, {
-        // The app's timeout is the caller's (504 page); a slow body (SSE, long downloads) is fine.
-        headersTimeout: 0,
-        bodyTimeout: 0,
-        connect: (_options, callback) => {
-          directDialer.dial({ host, port, caller: 'backend', url }).then(
-            ({ socket }) => callback(null, socket as net.Socket),
-            (error: Error) => callback(error, null),
-          );
-        },
-      });
-      pools.set(url.origin, pool);
-    }
-    return pool;
-  }
-  const pools = new Map<string, Pool>();
-
   /** A plain-http app reached DIRECT (the backend proxy is off): what the fast paths serve. */
   function isDirectHttp(url: URL): boolean {
     return !options.useProxy && url.protocol === 'http:';
   }
 
   /**
-   * A byte stream to the app at `url` (passthrough apps): DIRECT, or a CONNECT/SOCKS tunnel through
+   * A byte stream to the app at `url` (passthrough apps, the head splice, the app client): DIRECT, or a CONNECT/SOCKS tunnel through
    * the resolved proxy when useDefaultProxyForBackendRequests is on.
    */
   function connect(url: URL): Promise<DialResult> {
@@ -202,11 +172,9 @@ export function createBackendRequester(options: BackendRequesterOptions) {
   return {
     plan,
     connect,
-    directPool,
     isDirectHttp,
     close: () => {
-      for (const pool of pools.values()) void pool.destroy();
-      pools.clear();
+      for (const agent of [httpAgent, httpsAgent, forwardAgent]) agent.destroy();
     },
   };
 }

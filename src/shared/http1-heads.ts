@@ -100,8 +100,9 @@ export function responseFraming(head: Head, status: number, requestMethod: strin
 }
 
 /**
- * Finds where a chunked body ends without copying it (the bytes are forwarded as they are).
- * Strict: chunk-size lines of hex digits (extensions allowed), CRLF line ends, bounded lines.
+ * Finds where a chunked body ends without copying it: the head splice forwards the bytes as they
+ * are, the app client takes only the chunks' data (`onData`). Strict: chunk-size lines of hex
+ * digits (extensions allowed), CRLF line ends, bounded lines; trailers are read and dropped.
  */
 export class ChunkedBodyEnd {
   private state: 'size' | 'data' | 'data-end' | 'trailer' = 'size';
@@ -109,11 +110,12 @@ export class ChunkedBodyEnd {
   private remaining = 0;
 
   /** Offset in `chunk` just past the body's end, or -1 if it goes on; throws on bad framing. */
-  scan(chunk: Buffer, from = 0): number {
+  scan(chunk: Buffer, from = 0, onData?: (data: Buffer) => void): number {
     let i = from;
     while (i < chunk.length) {
       if (this.state === 'data') {
         const take = Math.min(this.remaining, chunk.length - i);
+        onData?.(chunk.subarray(i, i + take));
         i += take;
         this.remaining -= take;
         if (this.remaining === 0) this.state = 'data-end';

@@ -28,6 +28,15 @@ export function joinPath(app: PublishedApp, requestPath: string): string {
   return `${internalPrefix}${rest.startsWith('/') ? rest : `/${rest}`}`;
 }
 
+/**
+ * The URL a request for the app goes to: `path` (already mapped by joinPath) on the app's origin,
+ * always. Not `new URL(path, origin)`: a path such as `//other-host:22/x` would then name another
+ * host, and the connector would send a user's request anywhere on its network.
+ */
+export function appTarget(internalUrl: URL, path: string): URL {
+  return new URL(`${internalUrl.origin}${path.startsWith('/') ? path : `/${path}`}`);
+}
+
 /** A Location pointing at the internal URL is rewritten to the external one. */
 export function rewriteLocation(headers: Record<string, string | string[]>, app: PublishedApp): void {
   const location = headers.location;

@@ -3,9 +3,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
-import { FerryStack, userRequest, type ManagedProcess } from '../harness/ferry-stack.js';
+import { FerryStack, rawExchange, userRequest, type ManagedProcess } from '../harness/ferry-stack.js';
 import { waitFor, sleep } from '../harness/processes.js';
 import { startSampleBackend, type SampleBackend } from '../../src/demo/sample-backend.js';
 
@@ -92,6 +94,38 @@ describe('relay + connector + tunnel', () => {
       }
     } finally {
       session.close();
+    }
+  });
+
+  it('keeps a path that looks like an authority (//host:port/...) a path on the published app', async () => {
+    // Another server on the connector's network that no app publishes: it must see nothing.
+    let reached = 0;
+    const other = http.createServer((_req, res) => { reached++; res.end('other\n'); });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const path = `//127.0.0.1:${(other.address() as AddressInfo).port}/secret`;
+    const session = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca: readFileSync(stack.relay.caFile), servername: 'app.localhost' });
+    try {
+      // An HTTP/2 user (a tunnel stream per request).
+      const viaHttp2 = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = session.request({ ':path': path, ':authority': `app.localhost:${stack.relay.ports.user}` });
+        let status = 0;
+        let text = '';
+        req.on('response', (headers) => { status = Number(headers[':status']); });
+        req.setEncoding('utf8');
+        req.on('data', (chunk: string) => { text += chunk; });
+        req.on('close', () => resolve({ status, text }));
+        req.on('error', reject);
+        req.end();
+      });
+      assert.notEqual(viaHttp2.text, 'other\n');
+      // An HTTP/1.1 user whose request Node's server reads (a chunked upload: not the head splice's).
+      const viaHttp1 = await rawExchange(stack.relay.ports.user, `POST ${path} HTTP/1.1\r\nhost: app.localhost:${stack.relay.ports.user}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n0\r\n\r\n`, { ca: readFileSync(stack.relay.caFile), servername: 'app.localhost' });
+      assert.match(viaHttp1, /^HTTP\/1\.1 \d{3} /);
+      assert.doesNotMatch(viaHttp1, /other/);
+      assert.equal(reached, 0, 'the connector sent a user request to a host no app publishes');
+    } finally {
+      session.close();
+      other.close();
     }
   });
 
