@@ -42,7 +42,9 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
   if (!tunnel) return sendUserError(res, userErrors.noConnector(app.group), accept);
 
   const headers = tunnelRequestHeaders(req, app, host, userProto);
-  const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && !(req.headers['content-length'] === '0');
+  // An HTTP/2 user that ended its stream with the headers sent no body: the tunnel stream says so
+  // too, and the app is told `content-length: 0` (or nothing) rather than an empty chunked body.
+  const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && !(req.headers['content-length'] === '0') && !('stream' in req && req.stream.endAfterHeaders);
   let stream: ClientHttp2Stream;
   try {
     stream = tunnel.session.request(headers, { endStream: !hasBody });

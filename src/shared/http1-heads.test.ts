@@ -76,6 +76,17 @@ describe('ChunkedBodyEnd', () => {
     }
   });
 
+  it('hands out exactly the chunks\' data, split at every byte', () => {
+    const bytes = Buffer.from(body);
+    for (let split = 1; split < bytes.length; split++) {
+      const scanner = new ChunkedBodyEnd();
+      const data: Buffer[] = [];
+      const onData = (part: Buffer) => data.push(Buffer.from(part));
+      if (scanner.scan(bytes.subarray(0, split), 0, onData) === -1) scanner.scan(bytes.subarray(split), 0, onData);
+      assert.equal(Buffer.concat(data).toString(), 'Wikipedia in\r\n\r\nchunks.', `split ${split}`);
+    }
+  });
+
   it('ends a body without trailers', () => {
     assert.equal(new ChunkedBodyEnd().scan(Buffer.from('3\r\nabc\r\n0\r\n\r\n')), 13);
   });

@@ -1,11 +1,15 @@
-// The head splice (src/connector/head-splice.ts) end to end, with real relay and connector
-// processes and a scripted app on a raw socket, so the answers can take every framing HTTP/1.1 has:
-// chunked with trailers, HEAD, 1xx, a body that ends with the connection, a malformed head, an
-// answer cut short. What the user gets must be exactly what the app sent, heads rewritten; and one
-// user connection keeps one app connection.
+// The connector's two HTTP/1.1 paths to a DIRECT plain-http app end to end, with real relay and
+// connector processes and a scripted app on a raw socket, so the answers can take every framing
+// HTTP/1.1 has: chunked with trailers, HEAD, 1xx, a body that ends with the connection, a
+// malformed head, an answer cut short.
+// - the head splice (src/connector/head-splice.ts, HTTP/1.1 users): what the user gets must be
+//   exactly what the app sent, heads rewritten; and one user connection keeps one app connection;
+// - the app client (src/connector/app-client.ts, HTTP/2 users: a tunnel stream per request): the
+//   answer arrives de-framed, and app connections are reused between requests.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { FerryStack, rawExchange } from '../harness/ferry-stack.js';
@@ -103,6 +107,8 @@ async function answer(socket: net.Socket, head: string, bodyLength: number, conn
       return write('HTTP/1.1 204 No Content\r\n\r\n');
     case '/windows-auth':
       return write('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Negotiate\r\nWWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n');
+    case '/cookies':
+      return write('HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 0\r\n\r\n');
     case '/never':
       return new Promise(() => undefined); // holds the connection until the test closes it
     case '/location':
@@ -252,5 +258,102 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
   it('leaves smuggling shapes (Content-Length with Transfer-Encoding) to Node\'s server, which refuses them', async () => {
     const raw = await send(request('POST', '/echo', app, 'Content-Length: 4\r\nTransfer-Encoding: chunked\r\n') + '0\r\n\r\n');
     assert.match(raw, /^HTTP\/1\.1 400 /);
+  });
+
+  describe('app client (HTTP/2 users: a tunnel stream per request)', () => {
+    interface Answer { status: number; headers: http2.IncomingHttpHeaders; body: string; reset: boolean }
+    let session: http2.ClientHttp2Session;
+    const h2 = (path: string, options: { method?: string; host?: string; headers?: http2.OutgoingHttpHeaders; body?: string } = {}) => new Promise<Answer>((resolve) => {
+      const req = session.request({ ':method': options.method ?? 'GET', ':path': path, ':authority': options.host ?? app, ...options.headers }, { endStream: options.body === undefined });
+      const answer: Answer = { status: 0, headers: {}, body: '', reset: false };
+      req.on('response', (headers) => { answer.status = Number(headers[':status']); answer.headers = headers; });
+      req.setEncoding('latin1');
+      req.on('data', (chunk: string) => { answer.body += chunk; });
+      req.on('error', () => { answer.reset = true; });
+      req.on('close', () => resolve(answer));
+      if (options.body !== undefined) req.end(options.body);
+    });
+    const echoed = (answer: Answer) => JSON.parse(answer.body) as SeenRequest;
+
+    before(() => {
+      session = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca, servername: 'app.localhost' });
+    });
+    after(() => session.close());
+
+    it('takes the chunked framing off (trailers and Content-Length dropped) and reuses the app connection', async () => {
+      const chunked = await h2('/chunked');
+      assert.equal(chunked.status, 200);
+      assert.equal(chunked.body, 'hello world');
+      assert.equal(chunked.headers['content-length'], undefined);
+      assert.equal(chunked.headers['x-trailer'], undefined);
+      const first = await h2('/echo?x=1', { headers: { 'x-forwarded-for': '10.9.9.9' } });
+      const second = await h2('/echo');
+      const seen = echoed(first);
+      assert.match(seen.head, /^GET \/echo\?x=1 HTTP\/1\.1\r\nhost: 127\.0\.0\.1:\d+\r\n/);
+      assert.match(seen.head, /\r\nx-forwarded-for: 10\.9\.9\.9, 127\.0\.0\.1\r\n/);
+      assert.match(seen.head, /\r\nx-forwarded-proto: https\r\n/);
+      assert.doesNotMatch(seen.head, /content-length|transfer-encoding/i, 'a GET without a body announces none');
+      assert.equal(first.headers['x-app-hop'], undefined, 'a field the app named in Connection is dropped');
+      assert.equal(echoed(second).connection, seen.connection, 'the second request took the first one\'s app connection');
+    });
+
+    it('keeps HEAD\'s Content-Length without a body, skips a 1xx, keeps repeated fields, rewrites Location', async () => {
+      const head = await h2('/head', { method: 'HEAD' });
+      assert.deepEqual([head.status, head.headers['content-length'], head.headers['x-method'], head.body], [200, '1234', 'HEAD', '']);
+      const interim = await h2('/interim');
+      assert.deepEqual([interim.status, interim.body], [200, 'ok']);
+      const cookies = await h2('/cookies');
+      assert.deepEqual(cookies.headers['set-cookie'], ['a=1', 'b=2']);
+      const location = await h2('/location', { host: prefixed });
+      assert.equal(location.headers.location, `https://${prefixed}/next`);
+      assert.match(scripted.seen.at(-1)!.head, /^GET \/int\/location HTTP\/1\.1/);
+    });
+
+    it('ends an answer with the app connection, which is then not reused', async () => {
+      scripted.seen.length = 0;
+      const untilClose = await h2('/until-close');
+      assert.deepEqual([untilClose.status, untilClose.body, untilClose.reset], [200, 'all of it', false]);
+      const next = echoed(await h2('/echo'));
+      assert.notEqual(next.connection, scripted.seen[0].connection);
+    });
+
+    it('sends an upload with its Content-Length, or chunked when it has none', async () => {
+      const body = 'x'.repeat(300_000);
+      const sized = echoed(await h2('/echo', { method: 'POST', body, headers: { 'content-length': body.length } }));
+      assert.equal(sized.bodyLength, 300_000);
+      assert.match(sized.head, /\r\ncontent-length: 300000\r\n/);
+      const streamed = echoed(await h2('/echo', { method: 'POST', body: 'abcdefg' }));
+      assert.equal(streamed.bodyLength, 7);
+      assert.match(streamed.head, /\r\ntransfer-encoding: chunked\r\n/);
+      const empty = echoed(await h2('/echo', { method: 'POST' }));
+      assert.match(empty.head, /\r\ncontent-length: 0\r\n/);
+    });
+
+    it('answers a malformed answer with 502 and resets an answer the app cut', async () => {
+      const garbage = await h2('/garbage', { headers: { accept: 'application/json' } });
+      assert.equal(garbage.status, 502);
+      assert.match(garbage.body, /"code":"backend-unreachable"/);
+      const cut = await h2('/cut');
+      assert.equal(cut.status, 200);
+      assert.ok(cut.reset, 'the user sees the answer cut, not a complete short one');
+      assert.equal(cut.body, 'partial');
+    });
+
+    it('sends a GET once more when a reused app connection closes unanswered, but not a POST', async () => {
+      assert.equal((await h2('/arm')).status, 204);
+      const armedOn = scripted.seen.at(-1)!.connection;
+      const again = await h2('/echo');
+      assert.equal(again.status, 200);
+      assert.notEqual(echoed(again).connection, armedOn, 'answered on a new app connection');
+      assert.equal((await h2('/arm')).status, 204);
+      const post = await h2('/echo', { method: 'POST', body: 'hi', headers: { 'content-length': 2, accept: 'application/json' } });
+      assert.equal(post.status, 502, 'a POST is not sent twice');
+    });
+
+    it('never reuses an app connection that saw NTLM or Negotiate', async () => {
+      assert.equal((await h2('/windows-auth')).status, 401);
+      const challengedOn = scripted.seen.at(-1)!.connection;
+      assert.notEqual(echoed(await h2('/echo')).connection, challengedOn);
+    });
   });
 });
