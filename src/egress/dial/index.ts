@@ -97,7 +97,42 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
   const lookupOpt = options.lookup ? { lookup: options.lookup } : {};
 
   function dial(request: DialRequest): Promise<DialResult> {
-    return walk(request);
+    return options.resolver ? walk(request) : dialDirect(request);
+  }
+
+  /**
+   * Without a resolver every target is DIRECT: one attempt, no route walk and no async frames held
+   * while it is in flight (a backend connection is dialed per open request). Same trace, log
+   * lines and errors as a walk of the one-route list.
+   */
+  function dialDirect(request: DialRequest): Promise<DialResult> {
+    assertValidTargetHost(request.host);
+    const target = formatHostPort(request.host, request.port);
+    const started = now();
+    const timeoutMs = request.timeoutMs ?? defaultTimeoutMs;
+    return connectTcp({ host: request.host, port: request.port, timeoutMs, target, now, ...signalOf(request), ...lookupOpt }).then(({ socket, tcpMs }) => {
+      const trace = directTrace(request, target, started);
+      trace.tcpMs = tcpMs;
+      const traces: DialTrace[] = [];
+      emit(trace, traces);
+      logger.debug({ trace }, 'dial ok');
+      return { socket, route: DIRECT_DECISION.routes[0] as Route, traces };
+    }, (error: unknown) => {
+      if (!(error instanceof DialError)) throw error;
+      const trace = directTrace(request, target, started);
+      trace.outcome = 'error';
+      trace.errorClass = error.errorClass;
+      trace.message = redact(error.message);
+      const traces: DialTrace[] = [];
+      emit(trace, traces);
+      logger.info({ trace }, `dial attempt failed: ${trace.route} → ${error.errorClass}`);
+      throw new RoutesExhaustedError(error, [error], traces);
+    });
+  }
+
+  function directTrace(request: DialRequest, target: string, started: number): DialTrace {
+    const { source } = DIRECT_DECISION.provenance;
+    return { time: new Date(started).toISOString(), caller: request.caller, target, route: 'DIRECT', source, outcome: 'ok' };
   }
 
   async function dialTls(request: DialRequest, tlsOptions: Omit<PinnedTlsOptions, 'target' | 'proxy'>): Promise<DialResult & { socket: TLSSocket }> {
