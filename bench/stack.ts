@@ -1,7 +1,7 @@
 // What the benchmark runs against, all on 127.0.0.1 in one temp folder: an nginx backend (or the
 // Node sample backend when nginx is missing), a one-hop nginx reverse proxy, a relay with both user
 // listeners, and connectors (tcp, and https through Squid when the Squid harness is present).
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -95,9 +95,24 @@ export function setFerryNodeArgs(args: string[]): void {
   ferryNodeArgs = args;
 }
 
+/**
+ * The Node flags the connector's service unit (deploy/systemd/ferry-connector.service) runs it
+ * with, read from the unit itself, so the bench measures the connector as deployed.
+ */
+export function connectorNodeFlags(): string[] {
+  const unit = readFileSync(new URL('../../deploy/systemd/ferry-connector.service', import.meta.url), 'utf8');
+  const command = /^ExecStart=\S+\s+(.*)$/m.exec(unit)?.[1] ?? '';
+  const flags: string[] = [];
+  for (const word of command.split(/\s+/)) {
+    if (!word.startsWith('--')) break;
+    flags.push(word);
+  }
+  return flags;
+}
+
 /** A relay or connector process of the built CLI; its log (stderr and stdout) is kept in memory. */
-function startFerryProcess(args: string[], env: NodeJS.ProcessEnv): ManagedProcess {
-  const child = spawnManaged(process.execPath, [...ferryNodeArgs, FERRY_MAIN, ...args], { env: { ...process.env, ...env } });
+function startFerryProcess(args: string[], env: NodeJS.ProcessEnv, nodeFlags: string[] = []): ManagedProcess {
+  const child = spawnManaged(process.execPath, [...nodeFlags, ...ferryNodeArgs, FERRY_MAIN, ...args], { env: { ...process.env, ...env } });
   let log = '';
   const keep = (chunk: Buffer) => { log += chunk.toString('utf8'); };
   child.stderr?.on('data', keep);
@@ -169,7 +184,7 @@ export async function startConnector(deployment: FerryDeployment, dir: string, n
   const registered = await runFerry(['connector', 'register', '--token', token, '--config', configFile]);
   if (registered.code !== 0) throw new Error(`connector register failed: ${registered.stderr}`);
   const upBefore = countTunnelsUp(deployment.relay.log());
-  const proc = startFerryProcess(['connector', 'run', '--config', configFile], env);
+  const proc = startFerryProcess(['connector', 'run', '--config', configFile], env, connectorNodeFlags());
   deployment.connectors[name] = proc;
   await waitFor(() => (countTunnelsUp(deployment.relay.log()) - upBefore >= tunnels ? true : (proc.child.exitCode !== null ? false : undefined)), 20_000, `${name} tunnels`)
     .then((ok) => { if (!ok) throw new Error(`connector ${name} exited: ${proc.log().slice(-2000)}`); });

@@ -6,10 +6,11 @@
 // 10,000 long-polls open through one connector, undici's Client, parser and request objects held
 // ~3 KB of the ~6.4 KB of heap each open request cost. Here an open request is one object and its
 // app connection's socket.
-// May import: shared/, ./egress.js types, node:net and node:stream types.
+// May import: shared/, ./egress.js and ../egress/types.js types, node:net and node:stream types.
 import type net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { BackendRequester } from './egress.js';
+import type { DialResult } from '../egress/types.js';
 import { ChunkedBodyEnd, headEnd, MAX_HEAD_BYTES, parseHead, responseFraming, connectionTokens, type ResponseFraming } from '../shared/http1-heads.js';
 
 /** A request for the app; `headers` are end-to-end ones with `host` set (no framing fields needed). */
@@ -72,9 +73,17 @@ export class AppClient {
   }
 
   /** @internal for AppExchange */
-  connect(origin: URL): Promise<net.Socket> {
-    return this.requester.connect(origin).then(({ socket }) => socket as net.Socket);
+  connect(origin: URL): Promise<DialResult> {
+    return this.requester.connect(origin);
   }
+
+  /** @internal the idle connections' key for an app's URL, made once per URL object. */
+  keyOf(url: URL): string {
+    let key = this.keys.get(url);
+    if (key === undefined) this.keys.set(url, (key = url.origin));
+    return key;
+  }
+  private readonly keys = new WeakMap<URL, string>();
 
   close(): void {
     this.idle.close();
@@ -106,7 +115,7 @@ class AppExchange {
   }
 
   start(): void {
-    const parked = this.client.idle.take(this.origin.origin);
+    const parked = this.client.idle.take(this.client.keyOf(this.origin));
     if (parked) {
       this.reused = true;
       this.send(parked);
@@ -121,9 +130,9 @@ class AppExchange {
   }
 
   private dialAndSend(): void {
-    this.client.connect(this.origin).then((socket) => {
+    this.client.connect(this.origin).then(({ socket }) => {
       if (this.done) return void socket.destroy();
-      this.send(socket);
+      this.send(socket as net.Socket);
     }, (error: NodeJS.ErrnoException) => this.fail(error));
   }
 
@@ -325,7 +334,7 @@ class AppExchange {
     const socket = this.socket;
     if (!socket) return;
     this.detach(!(reusable && this.keepAlive));
-    if (reusable && this.keepAlive) this.client.idle.give(this.origin.origin, socket);
+    if (reusable && this.keepAlive) this.client.idle.give(this.client.keyOf(this.origin), socket);
   }
 
   private detach(destroy: boolean): void {
