@@ -11,6 +11,7 @@ import type net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { BackendRequester } from './egress.js';
 import type { DialResult } from '../egress/types.js';
+import { isConnectionAuth } from '../shared/wire.js';
 import { ChunkedBodyEnd, headEnd, MAX_HEAD_BYTES, parseHead, responseFraming, connectionTokens, type ResponseFraming } from '../shared/http1-heads.js';
 
 /** A request for the app; `headers` are end-to-end ones with `host` set (no framing fields needed). */
@@ -42,14 +43,6 @@ export const SAFE_TO_REPLAY = new Set(['GET', 'HEAD', 'OPTIONS']);
 const LENGTH_EVEN_IF_EMPTY = new Set(['POST', 'PUT', 'PATCH']);
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/;
 const LINE_BREAK = /[\r\n\0]/;
-
-/**
- * NTLM and Negotiate (Kerberos/NTLM) authenticate a connection, not a request: an app connection
- * that carried either never serves another user (what nginx's `ntlm` directive does).
- */
-export function isConnectionAuth(value: string): boolean {
-  return /^(ntlm|negotiate)(\s|$)/i.test(value);
-}
 
 function protocolError(message: string, code = 'EPROTO'): NodeJS.ErrnoException {
   return Object.assign(new Error(message), { code });

@@ -12,14 +12,14 @@ import type net from 'node:net';
 import http2, { type ServerHttp2Stream } from 'node:http2';
 import { forwardedFor, joinPath, normalizeHost, rewrittenLocation, type PublishedApp } from '../shared/published-app.js';
 import { rawUserPage, userErrors, type UserError } from '../shared/error-page.js';
-import { isHopByHop } from '../shared/wire.js';
+import { isConnectionAuth, isHopByHop } from '../shared/wire.js';
 import type { Logger } from '../shared/log.js';
 import { writeOrPause } from '../shared/bulk-pipe.js';
 import {
   ChunkedBodyEnd, connectionTokens, contentLength, fieldValues, headEnd, MAX_HEAD_BYTES, parseHead, responseFraming,
   type Head, type ResponseFraming,
 } from '../shared/http1-heads.js';
-import { isConnectionAuth, SAFE_TO_REPLAY, type IdleAppConnections } from './app-client.js';
+import { SAFE_TO_REPLAY, type IdleAppConnections } from './app-client.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 /** Set by the splice (X-Forwarded-For is appended to, as addForwardedHeaders does). */

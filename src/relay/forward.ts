@@ -5,7 +5,7 @@ import http2, { type IncomingHttpHeaders as H2Headers, type ClientHttp2Stream } 
 import type { IncomingMessage, ServerResponse, IncomingHttpHeaders } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { endToEndHeaders, FERRY_HEADERS, switchingProtocolsHead } from '../shared/wire.js';
+import { endToEndHeaders, FERRY_HEADERS, isConnectionAuth, switchingProtocolsHead } from '../shared/wire.js';
 import type { Logger } from '../shared/log.js';
 import { rawUserError, sendUserError, userErrors, type UserError } from '../shared/error-page.js';
 import type { Tunnel, TunnelRegistry } from './tunnel-registry.js';
@@ -25,7 +25,11 @@ export interface ForwardContext {
 type UserRequest = IncomingMessage | Http2ServerRequest;
 type UserResponse = ServerResponse | Http2ServerResponse;
 
-const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_HTTP_1_1_REQUIRED } = http2.constants;
+
+function asksForConnectionAuth(challenges: string | string[] | undefined): boolean {
+  return (Array.isArray(challenges) ? challenges : challenges === undefined ? [] : [challenges]).some(isConnectionAuth);
+}
 
 export function hostOf(headers: IncomingHttpHeaders | H2Headers): string {
   return String(headers[':authority'] ?? headers.host ?? '').toLowerCase();
@@ -74,6 +78,15 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
       stream.resume();
       const detail = String(responseHeaders[FERRY_HEADERS.errorDetail] ?? '');
       return sendUserError(res, userErrors.backendUnreachable(String(failure), detail), accept, String(failure));
+    }
+    if (status === 401 && 'stream' in req && asksForConnectionAuth(responseHeaders['www-authenticate'])) {
+      // NTLM/Negotiate over HTTP/2 cannot work (it authenticates a connection, and an HTTP/2
+      // connection carries many users' requests to many app connections): as IIS does, the user
+      // is told to use HTTP/1.1 (RST_STREAM HTTP_1_1_REQUIRED), and browsers and curl retry the
+      // request over HTTP/1.1, where the connector keeps the app connection with the user.
+      stream.close(NGHTTP2_CANCEL);
+      (res as Http2ServerResponse).stream.close(NGHTTP2_HTTP_1_1_REQUIRED);
+      return;
     }
     const out = endToEndHeaders(responseHeaders);
     rewriteLocation(out, app);

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { endToEndHeaders, switchingProtocolsHead } from './wire.js';
+import { endToEndHeaders, isConnectionAuth, switchingProtocolsHead } from './wire.js';
 
 describe('endToEndHeaders', () => {
   it('drops hop-by-hop headers, pseudo-headers, Ferry headers and those Connection names', () => {
@@ -25,5 +25,16 @@ describe('switchingProtocolsHead', () => {
   it('writes the 101 head with the app\'s end-to-end headers, one line per value', () => {
     const head = switchingProtocolsHead({ connection: 'upgrade', upgrade: 'websocket', 'sec-websocket-accept': 'abc', 'set-cookie': ['a=1', 'b=2'] });
     assert.equal(head, 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: abc\r\nset-cookie: a=1\r\nset-cookie: b=2\r\n\r\n');
+  });
+});
+
+describe('isConnectionAuth', () => {
+  it('finds NTLM or Negotiate in a credential, a challenge or a joined list of challenges', () => {
+    for (const value of ['NTLM', 'NTLM TlRMTVNTUAABAAAA', 'negotiate YIIGhgYGKwYBBQUCoII=', 'Negotiate, NTLM', 'Basic realm="x", NTLM', 'Bearer,negotiate']) {
+      assert.equal(isConnectionAuth(value), true, value);
+    }
+    for (const value of ['Basic realm="x"', 'Bearer abc', 'NTLMv2-ish', 'Digest realm="ntlm.example"', '']) {
+      assert.equal(isConnectionAuth(value), false, value);
+    }
   });
 });

@@ -100,6 +100,16 @@ export function isHopByHop(lowerName: string, connectionNamed?: ReadonlySet<stri
   return HOP_BY_HOP.has(lowerName) || lowerName.startsWith('ferry-') || (connectionNamed?.has(lowerName) ?? false);
 }
 
+/**
+ * NTLM and Negotiate (Kerberos/NTLM) authenticate a connection, not a request: an app connection
+ * that carried either never serves another user (what nginx's `ntlm` directive does), and an
+ * HTTP/2 user is sent to HTTP/1.1 for them (HTTP/2 has no connection-bound authentication).
+ */
+export function isConnectionAuth(value: string): boolean {
+  // A field value may list several challenges ("Negotiate, NTLM"; HTTP/2 joins repeated fields so).
+  return /(?:^|,)[ \t]*(?:ntlm|negotiate)(?:[ \t,]|$)/i.test(value);
+}
+
 /** The head of the 101 answer to a WebSocket upgrade, with the app's end-to-end headers. */
 export function switchingProtocolsHead(headers: Record<string, string | string[] | undefined>): string {
   const lines = ['HTTP/1.1 101 Switching Protocols', 'upgrade: websocket', 'connection: Upgrade'];

@@ -9,6 +9,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -117,6 +119,16 @@ async function answer(socket: net.Socket, head: string, bodyLength: number, conn
       const body = JSON.stringify({ head, bodyLength, connection });
       return write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: keep-alive, X-App-Hop\r\nX-App-Hop: secret\r\n\r\n${body}`);
     }
+  }
+}
+
+const execFileAsync = promisify(execFile);
+function hasCurl(): boolean {
+  try {
+    execFileSync('curl', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -261,7 +273,7 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
   });
 
   describe('app client (HTTP/2 users: a tunnel stream per request)', () => {
-    interface Answer { status: number; headers: http2.IncomingHttpHeaders; body: string; reset: boolean }
+    interface Answer { status: number; headers: http2.IncomingHttpHeaders; body: string; reset: boolean; rstCode?: number }
     let session: http2.ClientHttp2Session;
     const h2 = (path: string, options: { method?: string; host?: string; headers?: http2.OutgoingHttpHeaders; body?: string } = {}) => new Promise<Answer>((resolve) => {
       const req = session.request({ ':method': options.method ?? 'GET', ':path': path, ':authority': options.host ?? app, ...options.headers }, { endStream: options.body === undefined });
@@ -270,7 +282,7 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
       req.setEncoding('latin1');
       req.on('data', (chunk: string) => { answer.body += chunk; });
       req.on('error', () => { answer.reset = true; });
-      req.on('close', () => resolve(answer));
+      req.on('close', () => resolve({ ...answer, rstCode: req.rstCode }));
       if (options.body !== undefined) req.end(options.body);
     });
     const echoed = (answer: Answer) => JSON.parse(answer.body) as SeenRequest;
@@ -350,10 +362,18 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
       assert.equal(post.status, 502, 'a POST is not sent twice');
     });
 
-    it('never reuses an app connection that saw NTLM or Negotiate', async () => {
-      assert.equal((await h2('/windows-auth')).status, 401);
+    it('sends an HTTP/2 user to HTTP/1.1 for NTLM or Negotiate, and never reuses that app connection', async () => {
+      const challenged = await h2('/windows-auth');
+      assert.equal(challenged.rstCode, http2.constants.NGHTTP2_HTTP_1_1_REQUIRED, 'RST_STREAM HTTP_1_1_REQUIRED, as IIS sends');
+      assert.equal(challenged.status, 0, 'no 401 over HTTP/2');
       const challengedOn = scripted.seen.at(-1)!.connection;
       assert.notEqual(echoed(await h2('/echo')).connection, challengedOn);
+    });
+
+    it('curl retries such a request over HTTP/1.1 and gets the challenge there', { skip: hasCurl() ? false : 'curl is not installed' }, async () => {
+      const port = stack.relay.ports.user;
+      const { stdout } = await execFileAsync('curl', ['--http2', '-s', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', '--cacert', stack.relay.caFile, '--resolve', `app.localhost:${port}:127.0.0.1`, `https://app.localhost:${port}/windows-auth`]);
+      assert.equal(stdout, '1.1 401');
     });
   });
 });
