@@ -123,6 +123,14 @@ async function answer(socket: net.Socket, head: string, bodyLength: number, conn
 }
 
 const execFileAsync = promisify(execFile);
+/** A loopback port nothing listens on (just closed). */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 function hasCurl(): boolean {
   try {
     execFileSync('curl', ['--version'], { stdio: 'ignore' });
@@ -153,6 +161,7 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
     for (const args of [
       ['raw', '--external', `https://app.localhost:${port}`, '--internal', `http://127.0.0.1:${scripted.port}`, '--timeout', '2s'],
       ['pre', '--external', `https://other.localhost:${port}`, '--internal', `http://127.0.0.1:${scripted.port}/int/`],
+      ['dead', '--external', `https://dead.localhost:${port}`, '--internal', `http://127.0.0.1:${await closedPort()}`],
     ]) {
       const added = await stack.relay.cli(['relay', 'app', 'add', ...args]);
       assert.equal(added.code, 0, added.stderr);
@@ -349,6 +358,13 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
       assert.equal(cut.status, 200);
       assert.ok(cut.reset, 'the user sees the answer cut, not a complete short one');
       assert.equal(cut.body, 'partial');
+    });
+
+    it('answers an app that refuses the connection with the 502 page naming the class', async () => {
+      const refused = await h2('/', { host: `dead.localhost:${stack.relay.ports.user}`, headers: { accept: 'application/json' } });
+      assert.equal(refused.status, 502);
+      assert.match(refused.body, /"code":"backend-unreachable"/);
+      assert.match(refused.body, /connect-refused/);
     });
 
     it('sends a GET once more when a reused app connection closes unanswered, but not a POST', async () => {
