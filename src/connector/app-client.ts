@@ -133,11 +133,7 @@ class AppExchange {
     this.socket = socket;
     socket.setNoDelay(true);
     (socket as ExchangeSocket)[EXCHANGE] = this;
-    socket.on('data', onAppData);
-    socket.on('end', onAppClosed);
-    socket.on('close', onAppClosed);
-    socket.on('error', onAppError);
-    socket.on('drain', onAppDrain);
+    for (const [event, listener] of APP_LISTENERS) socket.on(event, listener);
     const { method, path, headers, body } = this.request;
     // nghttp2 and Node's parser refuse line breaks in fields already; a field that holds one
     // anyway would be a second request to the app, so it is checked once more here.
@@ -335,11 +331,7 @@ class AppExchange {
     if (!socket) return;
     this.socket = undefined;
     (socket as ExchangeSocket)[EXCHANGE] = undefined;
-    socket.off('data', onAppData);
-    socket.off('end', onAppClosed);
-    socket.off('close', onAppClosed);
-    socket.off('error', onAppError);
-    socket.off('drain', onAppDrain);
+    for (const [event, listener] of APP_LISTENERS) socket.off(event, listener);
     if (destroy) socket.destroy();
   }
 }
@@ -360,6 +352,10 @@ function onAppError(this: ExchangeSocket, error: NodeJS.ErrnoException): void {
 function onAppDrain(this: ExchangeSocket): void {
   this[EXCHANGE]?.appDrained();
 }
+type SocketListener = Parameters<NodeJS.EventEmitter['on']>[1];
+const APP_LISTENERS: [string, SocketListener][] = [
+  ['data', onAppData], ['end', onAppClosed], ['close', onAppClosed], ['error', onAppError], ['drain', onAppDrain],
+];
 
 /**
  * App connections between requests and user connections, as nginx keeps upstream connections

@@ -4,6 +4,7 @@
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import https from 'node:https';
+import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import path from 'node:path';
@@ -151,6 +152,36 @@ export function userRequest(relay: RelayHandle, host: string, requestPath: strin
     req.on('timeout', () => req.destroy(new Error('user request timed out')));
     req.on('error', reject);
     req.end(options.body);
+  });
+}
+
+export interface Http2Answer {
+  status: number;
+  headers: http2.IncomingHttpHeaders;
+  body: string;
+  /** The stream ended with an error (a reset) rather than normally. */
+  reset: boolean;
+  rstCode?: number;
+}
+
+/**
+ * One request on an HTTP/2 session (a user of the relay); resolves when the stream closes, a reset
+ * included. Without `body` the request ends with its headers (END_STREAM).
+ */
+export function http2Exchange(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: string | Buffer, timeoutMs = 15_000): Promise<Http2Answer> {
+  return new Promise((resolve) => {
+    const req = session.request(headers, { endStream: body === undefined });
+    const answer: Http2Answer = { status: 0, headers: {}, body: '', reset: false };
+    req.on('response', (responseHeaders) => {
+      answer.status = Number(responseHeaders[':status']);
+      answer.headers = responseHeaders;
+    });
+    req.setEncoding('latin1');
+    req.on('data', (chunk: string) => { answer.body += chunk; });
+    req.on('error', () => { answer.reset = true; });
+    req.on('close', () => resolve({ ...answer, rstCode: req.rstCode }));
+    req.setTimeout(timeoutMs, () => req.close());
+    if (body !== undefined) req.end(body);
   });
 }
 

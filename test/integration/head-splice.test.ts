@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
-import { FerryStack, rawExchange } from '../harness/ferry-stack.js';
+import { FerryStack, http2Exchange, rawExchange, type Http2Answer } from '../harness/ferry-stack.js';
 
 interface SeenRequest {
   connection: number;
@@ -282,19 +282,10 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
   });
 
   describe('app client (HTTP/2 users: a tunnel stream per request)', () => {
-    interface Answer { status: number; headers: http2.IncomingHttpHeaders; body: string; reset: boolean; rstCode?: number }
     let session: http2.ClientHttp2Session;
-    const h2 = (path: string, options: { method?: string; host?: string; headers?: http2.OutgoingHttpHeaders; body?: string } = {}) => new Promise<Answer>((resolve) => {
-      const req = session.request({ ':method': options.method ?? 'GET', ':path': path, ':authority': options.host ?? app, ...options.headers }, { endStream: options.body === undefined });
-      const answer: Answer = { status: 0, headers: {}, body: '', reset: false };
-      req.on('response', (headers) => { answer.status = Number(headers[':status']); answer.headers = headers; });
-      req.setEncoding('latin1');
-      req.on('data', (chunk: string) => { answer.body += chunk; });
-      req.on('error', () => { answer.reset = true; });
-      req.on('close', () => resolve({ ...answer, rstCode: req.rstCode }));
-      if (options.body !== undefined) req.end(options.body);
-    });
-    const echoed = (answer: Answer) => JSON.parse(answer.body) as SeenRequest;
+    const h2 = (path: string, options: { method?: string; host?: string; headers?: http2.OutgoingHttpHeaders; body?: string } = {}) =>
+      http2Exchange(session, { ':method': options.method ?? 'GET', ':path': path, ':authority': options.host ?? app, ...options.headers }, options.body);
+    const echoed = (answer: Http2Answer) => JSON.parse(answer.body) as SeenRequest;
 
     before(() => {
       session = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca, servername: 'app.localhost' });

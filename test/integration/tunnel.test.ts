@@ -7,7 +7,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
-import { FerryStack, rawExchange, userRequest, type ManagedProcess } from '../harness/ferry-stack.js';
+import { FerryStack, http2Exchange, rawExchange, userRequest, type ManagedProcess } from '../harness/ferry-stack.js';
 import { waitFor, sleep } from '../harness/processes.js';
 import { startSampleBackend, type SampleBackend } from '../../src/demo/sample-backend.js';
 
@@ -73,18 +73,11 @@ describe('relay + connector + tunnel', () => {
     const body = Buffer.alloc(8 << 20, 7);
     const session = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca: readFileSync(stack.relay.caFile), servername: 'app.localhost' });
     try {
-      const post = (path: string) => new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = session.request({ ':method': 'POST', ':path': path, ':authority': `app.localhost:${stack.relay.ports.user}` });
-        let status = 0;
-        let text = '';
-        req.on('response', (headers) => { status = Number(headers[':status']); });
-        req.setEncoding('utf8');
-        req.on('data', (chunk: string) => { text += chunk; });
-        req.on('close', () => resolve({ status, text }));
-        req.on('error', reject);
-        req.setTimeout(10_000, () => req.close());
-        req.end(body);
-      });
+      const post = async (path: string) => {
+        const answer = await http2Exchange(session, { ':method': 'POST', ':path': path, ':authority': `app.localhost:${stack.relay.ports.user}` }, body, 10_000);
+        assert.equal(answer.reset, false, `${path}: the stream was reset`);
+        return { status: answer.status, text: answer.body };
+      };
       for (let round = 0; round < 3; round++) {
         const early = await post('/early');
         assert.deepEqual(early, { status: 200, text: 'early\n' });
@@ -106,18 +99,8 @@ describe('relay + connector + tunnel', () => {
     const session = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca: readFileSync(stack.relay.caFile), servername: 'app.localhost' });
     try {
       // An HTTP/2 user (a tunnel stream per request).
-      const viaHttp2 = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = session.request({ ':path': path, ':authority': `app.localhost:${stack.relay.ports.user}` });
-        let status = 0;
-        let text = '';
-        req.on('response', (headers) => { status = Number(headers[':status']); });
-        req.setEncoding('utf8');
-        req.on('data', (chunk: string) => { text += chunk; });
-        req.on('close', () => resolve({ status, text }));
-        req.on('error', reject);
-        req.end();
-      });
-      assert.notEqual(viaHttp2.text, 'other\n');
+      const viaHttp2 = await http2Exchange(session, { ':path': path, ':authority': `app.localhost:${stack.relay.ports.user}` });
+      assert.notEqual(viaHttp2.body, 'other\n');
       // An HTTP/1.1 user whose request Node's server reads (a chunked upload: not the head splice's).
       const viaHttp1 = await rawExchange(stack.relay.ports.user, `POST ${path} HTTP/1.1\r\nhost: app.localhost:${stack.relay.ports.user}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n0\r\n\r\n`, { ca: readFileSync(stack.relay.caFile), servername: 'app.localhost' });
       assert.match(viaHttp1, /^HTTP\/1\.1 \d{3} /);
