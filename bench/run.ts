@@ -68,6 +68,11 @@ export interface BenchReport {
   plan: Plan;
   targets: TargetResult[];
   longPolls?: LongPollResult & { backend: string };
+  /**
+   * The `https` transport through Squid against `tcp`, c=64 over TLS users, measured alternately
+   * (tcp, https, then https, tcp...) so drift on the shared machine falls on both alike.
+   */
+  squidVsTcp?: { seconds: number; rounds: { tcp: number; https: number; ratio: number }[]; medianRatio: number };
   pac?: { cachedPerSec: number; uncachedPerSec: number };
   notes: string[];
 }
@@ -204,6 +209,25 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
       report.targets.push(await measureTarget(target, plan, script, files.uploadFile, pids, target.name === 'direct' ? undefined : targets[0].target));
     }
 
+    if (squidConnector) {
+      log('tcp and https via Squid, alternately');
+      const tcpTarget = targets.find((t) => t.target.name === 'ferry-tcp-tls')!.target;
+      const squidTarget = targets.find((t) => t.target.name === 'ferry-https-squid')!.target;
+      const seconds = Math.max(1, Math.round(plan.wrkSeconds / 2));
+      const rounds: { tcp: number; https: number; ratio: number }[] = [];
+      for (let round = 0; round < (options.quick ? 1 : 4); round++) {
+        const order = round % 2 === 0 ? [tcpTarget, squidTarget] : [squidTarget, tcpTarget];
+        const perSec: Record<string, number> = {};
+        for (const target of order) perSec[target.name] = (await wrkGet(target, script, 64, seconds)).requestsPerSec;
+        const tcp = perSec[tcpTarget.name];
+        const https = perSec[squidTarget.name];
+        rounds.push({ tcp, https, ratio: Math.round((https / tcp) * 1000) / 1000 });
+      }
+      const ratios = rounds.map((r) => r.ratio).sort((a, b) => a - b);
+      const middle = ratios.length / 2;
+      report.squidVsTcp = { seconds, rounds, medianRatio: ratios.length % 2 ? ratios[Math.floor(middle)] : Math.round(((ratios[middle - 1] + ratios[middle]) / 2) * 1000) / 1000 };
+    }
+
     log(`holding ${plan.longPolls} long-polls through one connector`);
     const longPoll = await longPolls({
       url: `https://127.0.0.1:${userPort}`, authority: `slow.localhost:${userPort}`, servername: 'slow.localhost',
@@ -317,6 +341,11 @@ export function markdownTable(report: BenchReport): string {
     lines.push('', `Long-polls: ${lp.requested} concurrent open requests through one connector (${lp.backend}), held ${lp.holdSeconds} s: `
       + `connector RSS ${lp.connectorRssBeforeMb} → ${lp.connectorRssPeakMb} MB (+${lp.connectorRssGrowthMb} MB), relay +${lp.relayRssGrowthMb} MB, `
       + `${lp.errors} errors${lp.errors ? ` (${Object.entries(lp.errorKinds).map(([k, n]) => `${n}× ${k}`).join(', ')})` : ''}, ${lp.backendConnections} backend connections open at once.`);
+  }
+  if (report.squidVsTcp) {
+    const { seconds, rounds, medianRatio } = report.squidVsTcp;
+    lines.push('', `https via Squid against tcp, c=64 over TLS users, alternately (${rounds.length} rounds of ${seconds} s each): `
+      + `${rounds.map((r) => `${fmt(r.https)} / ${fmt(r.tcp)} = ${r.ratio.toFixed(2)}×`).join(', ')}; median **${medianRatio.toFixed(2)}×**.`);
   }
   if (report.pac) lines.push('', `PAC decisions per second: cached ${report.pac.cachedPerSec}, uncached ${report.pac.uncachedPerSec}.`);
   for (const note of report.notes) lines.push('', note);
