@@ -169,7 +169,14 @@ class AppExchange {
       if (this.done || this.socket !== socket) return;
       let written: boolean;
       if (length === undefined) {
-        written = socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1') && socket.write(chunk) && socket.write('\r\n', 'latin1');
+        // An empty chunk would be the body's end ("0\r\n\r\n").
+        if (chunk.length === 0) return;
+        // All three, whatever each write returns (false only means "pause the source").
+        socket.cork();
+        socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+        socket.write(chunk);
+        written = socket.write('\r\n', 'latin1');
+        socket.uncork();
       } else {
         // More than declared is not this request's: stop there (nghttp2 and Node's parser enforce
         // the length already; this is the last line of defence for the connection's framing).

@@ -61,8 +61,15 @@ async function startScriptedApp(): Promise<{ port: number; seen: SeenRequest[]; 
       busy = false;
       void next();
     };
+    let slowed = false;
     socket.on('data', (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
+      if (!slowed && buffer.includes('/slow-reader')) {
+        // As a busy app: it stops reading for a while, so the sender's writes back up.
+        slowed = true;
+        socket.pause();
+        setTimeout(() => socket.resume(), 500);
+      }
       void next();
     });
   });
@@ -339,6 +346,13 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
       assert.match(streamed.head, /\r\ntransfer-encoding: chunked\r\n/);
       const empty = echoed(await h2('/echo', { method: 'POST' }));
       assert.match(empty.head, /\r\ncontent-length: 0\r\n/);
+    });
+
+    it('keeps a chunked upload\'s framing when the app reads slowly (writes back up)', async () => {
+      const body = 'y'.repeat(8 << 20);
+      const answer = await h2('/slow-reader', { method: 'POST', body });
+      assert.equal(answer.status, 200, answer.body);
+      assert.equal(echoed(answer).bodyLength, body.length);
     });
 
     it('answers a malformed answer with 502 and resets an answer the app cut', async () => {
