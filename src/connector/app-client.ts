@@ -278,6 +278,8 @@ class AppExchange {
         break;
       }
     }
+    // The sink may have cancelled the exchange while taking the data (its user went away).
+    if (this.done) return;
     // Bytes after the answer: the app is out of step, and the connection ends with this exchange.
     if (rest > 0) this.keepAlive = false;
     if (this.completeAnswer()) {
