@@ -197,7 +197,7 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
     if (!claim()) return;
     res.shouldKeepAlive = false;
     sendUserError(res, userErrors.backendTimeout(app.timeoutMs), accept);
-    stop(); // after the page: the app client reports a cancel synchronously
+    stop(); // the app's request ends too (the app client reports no error for a cancel)
   }, app.timeoutMs);
   timer.unref();
   res.on('close', () => {

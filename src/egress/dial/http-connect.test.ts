@@ -123,3 +123,9 @@ test('a target host with CR/LF is refused before anything is written to the prox
   await new Promise((resolve) => setTimeout(resolve, 50));
   assert.deepEqual(seen, []);
 });
+
+test('a dialer without a resolver refuses such a host with a rejection too, never a throw', async () => {
+  let promise: Promise<unknown> | undefined;
+  assert.doesNotThrow(() => { promise = createDialer().dial({ host: 'app.internal\r\nX-Evil: 1', port: 80, caller: 'backend' }); });
+  await assert.rejects(promise!, (error: unknown) => error instanceof TypeError && /invalid target host/.test(error.message));
+});

@@ -106,7 +106,11 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
    * lines and errors as a walk of the one-route list.
    */
   function dialDirect(request: DialRequest): Promise<DialResult> {
-    assertValidTargetHost(request.host);
+    try {
+      assertValidTargetHost(request.host);
+    } catch (error) {
+      return Promise.reject(error); // as the walk does: a rejection, never a throw
+    }
     const target = formatHostPort(request.host, request.port);
     const started = now();
     const timeoutMs = request.timeoutMs ?? defaultTimeoutMs;
