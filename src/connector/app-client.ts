@@ -151,7 +151,7 @@ class AppExchange {
           head += `${name}: ${item}\r\n`;
         }
       }
-      if (name === 'authorization' && typeof value === 'string' && isConnectionAuth(value)) this.keepAlive = false;
+      if (name === 'authorization' && isConnectionAuth(value)) this.keepAlive = false;
     }
     if (unsafe || LINE_BREAK.test(String(headers.host))) return this.fail(protocolError('a request field holds a line break', 'ERR_INVALID_CHAR'));
     // The framing is this hop's: the declared length when there is one, else chunked.
@@ -241,7 +241,7 @@ class AppExchange {
       }
       // A Content-Length beside Transfer-Encoding does not frame the answer (RFC 9112 §6.3).
       if (framing.kind === 'chunked' || framing.kind === 'until-close') delete headers['content-length'];
-      if (head.lowerNames.includes('www-authenticate') && [headers['www-authenticate']].flat().some((value) => isConnectionAuth(String(value)))) this.keepAlive = false;
+      if (isConnectionAuth(headers['www-authenticate'])) this.keepAlive = false;
       if (!this.sink.head(code, headers)) return this.cancel();
       this.sink.onDrain(() => this.socket?.resume());
     }

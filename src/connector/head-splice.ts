@@ -175,7 +175,7 @@ export class HeadSplice {
     if (length === 'invalid') return undefined;
     for (const name of head.lowerNames) if (name === 'transfer-encoding' || name === 'upgrade' || name === 'expect') return undefined;
     const named = connectionTokens(head);
-    if (fieldValues(head, 'authorization').some(isConnectionAuth)) this.backendBound = true;
+    if (isConnectionAuth(fieldValues(head, 'authorization'))) this.backendBound = true;
     let out = `${line[1]} ${joinPath(app, line[2])} HTTP/1.1\r\nhost: ${app.internalUrl.host}\r\n`;
     for (let i = 0; i < head.names.length; i++) {
       const lower = head.lowerNames[i];
@@ -335,7 +335,7 @@ export class HeadSplice {
     const framing = responseFraming(head, code, exchange.method);
     if (framing === 'invalid') return undefined;
     const named = connectionTokens(head);
-    if (fieldValues(head, 'www-authenticate').some(isConnectionAuth)) this.backendBound = true;
+    if (isConnectionAuth(fieldValues(head, 'www-authenticate'))) this.backendBound = true;
     if (code >= 200) {
       clearTimeout(this.timer);
       exchange.responseStarted = true;

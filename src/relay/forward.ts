@@ -27,10 +27,6 @@ type UserResponse = ServerResponse | Http2ServerResponse;
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_HTTP_1_1_REQUIRED } = http2.constants;
 
-function asksForConnectionAuth(challenges: string | string[] | undefined): boolean {
-  return (Array.isArray(challenges) ? challenges : challenges === undefined ? [] : [challenges]).some(isConnectionAuth);
-}
-
 export function hostOf(headers: IncomingHttpHeaders | H2Headers): string {
   return String(headers[':authority'] ?? headers.host ?? '').toLowerCase();
 }
@@ -79,7 +75,7 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
       const detail = String(responseHeaders[FERRY_HEADERS.errorDetail] ?? '');
       return sendUserError(res, userErrors.backendUnreachable(String(failure), detail), accept, String(failure));
     }
-    if (status === 401 && 'stream' in req && asksForConnectionAuth(responseHeaders['www-authenticate'])) {
+    if (status === 401 && 'stream' in req && isConnectionAuth(responseHeaders['www-authenticate'])) {
       // NTLM/Negotiate over HTTP/2 cannot work (it authenticates a connection, and an HTTP/2
       // connection carries many users' requests to many app connections): as IIS does, the user
       // is told to use HTTP/1.1 (RST_STREAM HTTP_1_1_REQUIRED), and browsers and curl retry the

@@ -36,5 +36,8 @@ describe('isConnectionAuth', () => {
     for (const value of ['Basic realm="x"', 'Bearer abc', 'NTLMv2-ish', 'Digest realm="ntlm.example"', '']) {
       assert.equal(isConnectionAuth(value), false, value);
     }
+    assert.equal(isConnectionAuth(['Basic realm="x"', 'NTLM']), true, 'one of several field lines');
+    assert.equal(isConnectionAuth(['Basic realm="x"']), false);
+    assert.equal(isConnectionAuth(undefined), false);
   });
 });

@@ -105,9 +105,11 @@ export function isHopByHop(lowerName: string, connectionNamed?: ReadonlySet<stri
  * that carried either never serves another user (what nginx's `ntlm` directive does), and an
  * HTTP/2 user is sent to HTTP/1.1 for them (HTTP/2 has no connection-bound authentication).
  */
-export function isConnectionAuth(value: string): boolean {
+export function isConnectionAuth(values: string | readonly string[] | undefined): boolean {
+  if (values === undefined) return false;
   // A field value may list several challenges ("Negotiate, NTLM"; HTTP/2 joins repeated fields so).
-  return /(?:^|,)[ \t]*(?:ntlm|negotiate)(?:[ \t,]|$)/i.test(value);
+  const pattern = /(?:^|,)[ \t]*(?:ntlm|negotiate)(?:[ \t,]|$)/i;
+  return typeof values === 'string' ? pattern.test(values) : values.some((value) => pattern.test(value));
 }
 
 /** The head of the 101 answer to a WebSocket upgrade, with the app's end-to-end headers. */
