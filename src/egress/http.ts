@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import { createDialer, proxyLabel, type DialerOptions, type EgressDialer, type ProxyRoute } from './dial/index.js';
 import { connectVerifiedTls } from './tls.js';
 import type { Caller, Dialer, DialResult, ProxyResolver, Provenance, Route } from './types.js';
+import { isConnectionAuth } from '../shared/wire.js';
 
 export interface EgressTlsOptions {
   /** Trust only this CA (PEM); absent: the system roots. */
@@ -127,6 +128,13 @@ export function createBackendRequester(options: BackendRequesterOptions) {
 
   async function plan(url: URL, base: http.RequestOptions = {}): Promise<BackendRequestPlan> {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`backend URL must be http or https: ${url.href}`);
+    const given = base.headers as http.OutgoingHttpHeaders | undefined;
+    if (given && given.connection === undefined && isConnectionAuth(given.authorization as string | string[] | undefined)) {
+      // NTLM and Negotiate authenticate the connection they arrive on: pooled, it would serve the
+      // next request (another user's) as this user. It closes after its answer instead (so a
+      // multi-leg handshake does not complete on these pooled paths: README, the app client).
+      base = { ...base, headers: { ...given, connection: 'close' } };
+    }
     const protocol = url.protocol;
     const { host, port } = endpointOf(url);
     const path = `${url.pathname}${url.search}`;

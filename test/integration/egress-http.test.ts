@@ -126,3 +126,31 @@ test('https backend with useProxy: CONNECT tunnel through Squid', async () => {
   const { body } = await fetchText(https, plan.options);
   assert.equal(body, 'relay saw GET /b');
 });
+
+test('a backend request with NTLM or Negotiate credentials never leaves its connection to another request', async () => {
+  // As IIS with Windows authentication: credentials authenticate the connection they came on, and
+  // a later request on that connection is served as the same user.
+  const leaf = await ca.issue({ commonName: BACKEND, dnsNames: [BACKEND] });
+  const users = new WeakMap<object, string>();
+  const windowsApp = https.createServer({ cert: leaf.certPem + ca.certPem, key: leaf.keyPem }, (req, res) => {
+    const credentials = /^NTLM (\w+)$/.exec(req.headers.authorization ?? '');
+    if (credentials) users.set(req.socket, credentials[1]);
+    const user = users.get(req.socket);
+    res.writeHead(user ? 200 : 401, user ? {} : { 'www-authenticate': 'NTLM' });
+    res.end(user ? `hello ${user}` : 'who are you?');
+  });
+  const port = await listen(windowsApp);
+  try {
+    const requester = createBackendRequester({ useProxy: false, backendCaPem: ca.certPem, dialer: { lookup: (_host, _options, callback) => callback(null, [{ address: '127.0.0.1', family: 4 }]) } });
+    const url = new URL(`https://${BACKEND}:${port}/`);
+    const alice = await fetchText(https, (await requester.plan(url, { headers: { authorization: 'NTLM alice' } })).options);
+    assert.deepEqual(alice, { status: 200, body: 'hello alice' });
+    const bob = await fetchText(https, (await requester.plan(url, { headers: {} })).options);
+    assert.deepEqual(bob, { status: 401, body: 'who are you?' }, 'a request without credentials was served as the user of a reused connection');
+    requester.close();
+  } finally {
+    windowsApp.closeAllConnections();
+    await new Promise((resolve) => windowsApp.close(resolve));
+  }
+});
+
