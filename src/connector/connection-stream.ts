@@ -12,11 +12,12 @@ import http, { type IncomingMessage, type ServerResponse, type ClientRequest } f
 import https from 'node:https';
 import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { Duplex } from 'node:stream';
-import { endToEndHeaders, FERRY_HEADERS, switchingProtocolsHead, type BackendFailureClass } from '../shared/wire.js';
+import { endToEndHeaders, FERRY_HEADERS, isConnectionAuth, switchingProtocolsHead, type BackendFailureClass } from '../shared/wire.js';
 import { rawUserError, sendUserError, userErrors, type UserError } from '../shared/error-page.js';
 import { addForwardedHeaders, appTarget, joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
 import type { Logger } from '../shared/log.js';
 import type { BackendRequester } from './egress.js';
+import type { BackendAgents } from '../egress/http.js';
 import { classifyBackendFailure } from './backend.js';
 import { HeadSplice } from './head-splice.js';
 import type { AppClient } from './app-client.js';
@@ -29,6 +30,14 @@ interface ConnectionFacts {
   app: PublishedApp;
   clientAddress: string;
   userProto: 'http' | 'https';
+  /**
+   * App connections of this user connection alone, from its first request with NTLM or Negotiate
+   * credentials on (Windows authentication authenticates the app connection): the handshake and
+   * the requests after it stay on one app connection that no other user's request takes. Its
+   * requests go one at a time (`turn`: the previous one's answer is over), since an agent opens a
+   * connection per request while its connections are still being dialed, whatever its maxSockets.
+   */
+  bound?: { agents: BackendAgents; turn: Promise<void> };
 }
 
 interface SessionServer {
@@ -121,7 +130,10 @@ export function createConnectionStreams(requester: BackendRequester, appClient: 
     if (ended) socket.push(null);
     facts.set(socket, connection);
     entry.busy.set(socket, false);
-    socket.once('close', () => entry.busy.delete(socket));
+    socket.once('close', () => {
+      entry.busy.delete(socket);
+      connection.bound?.agents.destroy();
+    });
     entry.server.emit('connection', socket);
   }
 
@@ -222,7 +234,9 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
     sendUserError(res, userErrors.backendUnreachable(errorClass, `${app.internalUrl.host}: ${error.code ?? error.message}`), accept, errorClass);
   };
 
-  if (appClient.serves(url)) {
+  if (!connection.bound && isConnectionAuth(req.headers.authorization)) connection.bound = { agents: requester.agentsForOneUser(), turn: Promise.resolve() };
+  const bound = connection.bound;
+  if (appClient.serves(url) && !bound) {
     const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
     const exchange = appClient.dispatch(app.internalUrl, { method, path: `${url.pathname}${url.search}`, headers, body: hasBody ? req : null }, {
       head: writeHead,
@@ -234,7 +248,12 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
     cancel = () => exchange.cancel();
     return;
   }
-  requester.plan(url, { method, headers }).then((plan) => {
+  let turn: Promise<void> = Promise.resolve();
+  if (bound) {
+    turn = bound.turn;
+    bound.turn = new Promise((resolve) => res.once('close', resolve));
+  }
+  turn.then(() => requester.plan(url, { method, headers }, bound?.agents)).then((plan) => {
     if (answered || res.destroyed) return;
     const request: ClientRequest = (plan.protocol === 'https:' ? https : http).request(plan.options);
     cancel = () => request.destroy();

@@ -23,6 +23,8 @@ export interface EgressAgentOptions {
   /** Present: the agent speaks https (TLS over the dialed route). */
   tls?: EgressTlsOptions;
   keepAlive?: boolean;
+  /** At most this many connections at once (default: no limit). */
+  maxSockets?: number;
   timeoutMs?: number;
 }
 
@@ -35,7 +37,7 @@ class EgressAgent extends http.Agent {
   private readonly egress: EgressAgentOptions;
 
   constructor(options: EgressAgentOptions) {
-    super({ keepAlive: options.keepAlive ?? true });
+    super({ keepAlive: options.keepAlive ?? true, ...(options.maxSockets ? { maxSockets: options.maxSockets } : {}) });
     this.egress = options;
     // ClientRequest refuses an agent whose protocol differs from the request's.
     (this as unknown as { protocol: string; defaultPort: number }).protocol = options.tls ? 'https:' : 'http:';
@@ -102,6 +104,17 @@ export interface BackendRequesterOptions {
   backendCaPem?: string;
 }
 
+/**
+ * The agents a backend request is sent through: the requester's shared ones, or a set of its own
+ * (`agentsForOneUser`) whose single connection per kind stays with one user connection.
+ */
+export interface BackendAgents {
+  http: http.Agent;
+  https: http.Agent;
+  forward: http.Agent;
+  destroy(): void;
+}
+
 export interface BackendRequestPlan {
   /** Pass to `http.request` (plan.protocol 'http:') or `https.request` ('https:'). */
   options: http.RequestOptions;
@@ -122,17 +135,33 @@ export function createBackendRequester(options: BackendRequesterOptions) {
   const dialerOptions = options.dialer ?? {};
   const directDialer = createDialer(dialerOptions);
   const routedDialer = options.useProxy && options.resolver ? createDialer({ ...dialerOptions, resolver: options.resolver }) : directDialer;
-  const httpAgent = createEgressAgent({ dialer: routedDialer, caller: 'backend' });
-  const httpsAgent = createEgressAgent({ dialer: routedDialer, caller: 'backend', tls: options.backendCaPem ? { caPem: options.backendCaPem } : {} });
-  const forwardAgent = createEgressAgent({ dialer: directDialer, caller: 'backend' });
+  function agents(maxSockets?: number): BackendAgents {
+    const set = {
+      http: createEgressAgent({ dialer: routedDialer, caller: 'backend', maxSockets }),
+      https: createEgressAgent({ dialer: routedDialer, caller: 'backend', maxSockets, tls: options.backendCaPem ? { caPem: options.backendCaPem } : {} }),
+      forward: createEgressAgent({ dialer: directDialer, caller: 'backend', maxSockets }),
+    };
+    return { ...set, destroy: () => { for (const agent of Object.values(set)) agent.destroy(); } };
+  }
+  const shared = agents();
 
-  async function plan(url: URL, base: http.RequestOptions = {}): Promise<BackendRequestPlan> {
+  /**
+   * Agents for one user connection: one app connection each, kept alive for that user only. For
+   * NTLM/Negotiate, which authenticate a connection: the handshake's legs and the requests after
+   * it then go on one app connection, which no other user's request ever takes (what nginx's
+   * `ntlm` directive does). The caller destroys them when the user connection ends.
+   */
+  function agentsForOneUser(): BackendAgents {
+    return agents(1);
+  }
+
+  async function plan(url: URL, base: http.RequestOptions = {}, via: BackendAgents = shared): Promise<BackendRequestPlan> {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`backend URL must be http or https: ${url.href}`);
     const given = base.headers as http.OutgoingHttpHeaders | undefined;
-    if (given && given.connection === undefined && isConnectionAuth(given.authorization as string | string[] | undefined)) {
-      // NTLM and Negotiate authenticate the connection they arrive on: pooled, it would serve the
-      // next request (another user's) as this user. It closes after its answer instead (so a
-      // multi-leg handshake does not complete on these pooled paths: README, the app client).
+    if (via === shared && given && given.connection === undefined && isConnectionAuth(given.authorization as string | string[] | undefined)) {
+      // NTLM and Negotiate authenticate the connection they arrive on: on a shared agent, the
+      // connection would serve the next request (another user's) as this user. It closes after
+      // its answer instead (a multi-leg handshake then needs agentsForOneUser).
       base = { ...base, headers: { ...given, connection: 'close' } };
     }
     const protocol = url.protocol;
@@ -152,7 +181,7 @@ export function createBackendRequester(options: BackendRequesterOptions) {
         via: 'forward-proxy',
         route: first,
         provenance: decision.provenance,
-        options: { ...base, host: first.host, port: first.port, path: url.href, headers, agent: forwardAgent },
+        options: { ...base, host: first.host, port: first.port, path: url.href, headers, agent: via.forward },
       };
     }
     return {
@@ -160,7 +189,7 @@ export function createBackendRequester(options: BackendRequesterOptions) {
       via: first.kind === 'DIRECT' ? 'direct' : 'tunnel',
       route: first,
       provenance: decision.provenance,
-      options: { ...base, host, port, path, servername: host, agent: protocol === 'https:' ? httpsAgent : httpAgent } as http.RequestOptions,
+      options: { ...base, host, port, path, servername: host, agent: protocol === 'https:' ? via.https : via.http } as http.RequestOptions,
     };
   }
 
@@ -179,11 +208,10 @@ export function createBackendRequester(options: BackendRequesterOptions) {
 
   return {
     plan,
+    agentsForOneUser,
     connect,
     isDirectHttp,
-    close: () => {
-      for (const agent of [httpAgent, httpsAgent, forwardAgent]) agent.destroy();
-    },
+    close: () => shared.destroy(),
   };
 }
 
