@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import type { BackendRequester } from './egress.js';
 import type { DialResult } from '../egress/types.js';
 import { isConnectionAuth } from '../shared/wire.js';
-import { ChunkedBodyEnd, headEnd, MAX_HEAD_BYTES, parseHead, responseFraming, connectionTokens, type ResponseFraming } from '../shared/http1-heads.js';
+import { headEnd, MAX_HEAD_BYTES, parseHead, readResponseHead, ResponseBody } from '../shared/http1-heads.js';
 
 /** A request for the app; `headers` are end-to-end ones with `host` set (no framing fields needed). */
 export interface AppRequest {
@@ -41,7 +41,6 @@ export interface AnswerSink {
 export const SAFE_TO_REPLAY = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** Methods whose empty body is announced (as Node's and undici's clients do). */
 const LENGTH_EVEN_IF_EMPTY = new Set(['POST', 'PUT', 'PATCH']);
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/;
 const LINE_BREAK = /[\r\n\0]/;
 
 function protocolError(message: string, code = 'EPROTO'): NodeJS.ErrnoException {
@@ -97,10 +96,9 @@ class AppExchange {
   private bodySent: boolean;
   private keepAlive = true;
   private pending: Buffer | undefined;
-  private framing: ResponseFraming | undefined;
-  private lengthLeft = 0;
-  private chunked: ChunkedBodyEnd | undefined;
-  /** Chunk data to the sink (for ChunkedBodyEnd), made only for a chunked answer. */
+  /** The final answer's body, from its head on. */
+  private response: ResponseBody | undefined;
+  /** The body's data to the sink, made when the answer's head came. */
   private toSink: ((data: Buffer) => void) | undefined;
 
   constructor(private readonly client: AppClient, private readonly origin: URL, private readonly request: AppRequest, private readonly sink: AnswerSink) {
@@ -210,7 +208,7 @@ class AppExchange {
     this.answered = true;
     let data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     this.pending = undefined;
-    while (this.framing === undefined) {
+    while (this.response === undefined) {
       const end = headEnd(data);
       if (end === -1) {
         if (data.length > MAX_HEAD_BYTES) return this.fail(protocolError('the app sent a response head over 16 KiB'));
@@ -218,19 +216,12 @@ class AppExchange {
         return;
       }
       const head = parseHead(data.toString('latin1', 0, end));
-      const status = head && STATUS_LINE.exec(head.startLine);
-      if (!head || !status) return this.fail(protocolError('the app sent a malformed response head'));
-      const code = Number(status[2]);
+      const response = head && readResponseHead(head, this.request.method);
+      if (!head || !response) return this.fail(protocolError('the app sent a malformed response head'));
       data = data.subarray(end);
-      if (code === 101) return this.fail(protocolError('the app switched protocols unasked'));
-      if (code < 200) continue; // 103 Early Hints, 100 Continue: not forwarded on this path
-      const framing = responseFraming(head, code, this.request.method);
-      if (framing === 'invalid') return this.fail(protocolError('the app sent a malformed response head'));
-      const named = connectionTokens(head);
-      if (named.has('close') || (status[1] === '0' && !named.has('keep-alive')) || framing.kind === 'until-close') this.keepAlive = false;
-      this.framing = framing;
-      this.lengthLeft = framing.kind === 'length' ? framing.length : 0;
-      if (framing.kind === 'chunked') this.chunked = new ChunkedBodyEnd();
+      if (response.status < 200) continue; // 103 Early Hints, 100 Continue: not forwarded on this path
+      if (!response.keepAlive) this.keepAlive = false;
+      this.response = new ResponseBody(response.framing);
       const headers: Record<string, string | string[]> = {};
       for (let i = 0; i < head.lowerNames.length; i++) {
         const name = head.lowerNames[i];
@@ -240,76 +231,42 @@ class AppExchange {
         else prior.push(head.values[i]);
       }
       // A Content-Length beside Transfer-Encoding does not frame the answer (RFC 9112 §6.3).
-      if (framing.kind === 'chunked' || framing.kind === 'until-close') delete headers['content-length'];
+      if (response.framing.kind === 'chunked' || response.framing.kind === 'until-close') delete headers['content-length'];
       if (isConnectionAuth(headers['www-authenticate'])) this.keepAlive = false;
-      if (!this.sink.head(code, headers)) return this.cancel();
+      if (!this.sink.head(response.status, headers)) return this.cancel();
       this.sink.onDrain(() => this.socket?.resume());
+      this.toSink = (part) => {
+        if (!this.sink.write(part)) this.socket?.pause();
+      };
     }
     this.body(data);
   }
 
   private body(data: Buffer): void {
-    const framing = this.framing as ResponseFraming;
-    let rest = 0;
-    switch (framing.kind) {
-      case 'none':
-        rest = data.length;
-        break;
-      case 'until-close':
-        if (data.length) this.sinkWrite(data);
-        return;
-      case 'length': {
-        const take = Math.min(this.lengthLeft, data.length);
-        this.lengthLeft -= take;
-        if (take) this.sinkWrite(take === data.length ? data : data.subarray(0, take));
-        rest = data.length - take;
-        break;
-      }
-      case 'chunked': {
-        let end: number;
-        try {
-          end = (this.chunked as ChunkedBodyEnd).scan(data, 0, this.toSink ??= (part) => this.sinkWrite(part));
-        } catch (error) {
-          return this.fail(protocolError((error as Error).message));
-        }
-        if (end === -1) return;
-        this.lengthLeft = -1;
-        rest = data.length - end;
-        break;
-      }
+    const response = this.response as ResponseBody;
+    let taken: number;
+    try {
+      taken = response.take(data, this.toSink);
+    } catch (error) {
+      return this.fail(protocolError(`the app's answer: ${(error as Error).message}`));
     }
     // The sink may have cancelled the exchange while taking the data (its user went away).
-    if (this.done) return;
+    if (this.done || !response.ended) return;
     // Bytes after the answer: the app is out of step, and the connection ends with this exchange.
-    if (rest > 0) this.keepAlive = false;
-    if (this.completeAnswer()) {
-      this.sink.end();
-      this.finish(this.bodySent);
-    }
-  }
-
-  private sinkWrite(data: Buffer): void {
-    if (!this.sink.write(data)) this.socket?.pause();
-  }
-
-  private completeAnswer(): boolean {
-    switch (this.framing?.kind) {
-      case 'none': return true;
-      case 'length': return this.lengthLeft === 0;
-      case 'chunked': return this.lengthLeft === -1;
-      default: return false;
-    }
+    if (taken < data.length) this.keepAlive = false;
+    this.sink.end();
+    this.finish(this.bodySent);
   }
 
   /** @internal */
   appClosed(error: NodeJS.ErrnoException | undefined): void {
     if (this.done) return;
     // A body that ends with the connection ends here; anything else was cut short.
-    if (this.framing?.kind === 'until-close' && !error) {
+    if (this.response?.framing.kind === 'until-close' && !error) {
       this.sink.end();
       return this.finish(false);
     }
-    if (this.framing === undefined && !this.answered && this.reused && !this.replayed && this.request.body === null && SAFE_TO_REPLAY.has(this.request.method)) {
+    if (this.response === undefined && !this.answered && this.reused && !this.replayed && this.request.body === null && SAFE_TO_REPLAY.has(this.request.method)) {
       // A kept-alive connection the app closed as the request went out: once more, on a new one
       // (what browsers and HTTP clients do for a request that is safe to repeat).
       this.replayed = true;

@@ -16,8 +16,8 @@ import { isConnectionAuth, isHopByHop } from '../shared/wire.js';
 import type { Logger } from '../shared/log.js';
 import { writeOrPause } from '../shared/bulk-pipe.js';
 import {
-  ChunkedBodyEnd, connectionTokens, contentLength, fieldValues, headEnd, MAX_HEAD_BYTES, parseHead, responseFraming,
-  type Head, type ResponseFraming,
+  connectionTokens, contentLength, fieldValues, headEnd, MAX_HEAD_BYTES, parseHead, readResponseHead, ResponseBody,
+  type Head,
 } from '../shared/http1-heads.js';
 import { SAFE_TO_REPLAY, type IdleAppConnections } from './app-client.js';
 
@@ -57,9 +57,8 @@ interface Exchange {
    * sent on a reused app connection, which the app may have closed just as the request went out.
    */
   replay?: Buffer;
-  framing?: ResponseFraming;
-  lengthLeft: number;
-  chunked?: ChunkedBodyEnd;
+  /** The final answer's body, from its head on. */
+  body?: ResponseBody;
 }
 
 export class HeadSplice {
@@ -148,7 +147,7 @@ export class HeadSplice {
     this.stream.resume();
     clearTimeout(this.timer);
     const close = request.close || this.draining;
-    this.exchange = { method: request.method, accept: fieldValues(head, 'accept')[0], bodyLeft: request.bodyLength, close, responseStarted: false, appAnswered: false, lengthLeft: 0 };
+    this.exchange = { method: request.method, accept: fieldValues(head, 'accept')[0], bodyLeft: request.bodyLength, close, responseStarted: false, appAnswered: false };
     this.timer = setTimeout(() => this.timeout(), this.options.app.timeoutMs);
     this.timer.unref();
     let first = Buffer.from(request.head, 'latin1');
@@ -300,7 +299,7 @@ export class HeadSplice {
     let data = this.backendPending ? Buffer.concat([this.backendPending, chunk]) : chunk;
     this.backendPending = undefined;
     while (data.length > 0 && this.exchange) {
-      if (!this.exchange.framing) {
+      if (!this.exchange.body) {
         const end = headEnd(data);
         if (end === -1) {
           if (data.length > MAX_HEAD_BYTES) return this.backendFailed(Object.assign(new Error('the app sent a response head over 16 KiB'), { code: 'EPROTO' }));
@@ -311,42 +310,54 @@ export class HeadSplice {
         const rewritten = head && this.responseHead(head);
         if (!rewritten) return this.backendFailed(Object.assign(new Error('the app sent a malformed response head'), { code: 'EPROTO' }));
         data = data.subarray(end);
-        const body = this.bodyPart(data);
+        const taken = this.takeBody(data);
+        if (taken === undefined) return;
+        const body = data.subarray(0, taken);
         this.toUser(body.length > 0 && body.length <= 16 * 1024 ? Buffer.concat([rewritten, body]) : rewritten);
         if (body.length > 16 * 1024) this.toUser(body);
-        data = data.subarray(body.length);
+        data = data.subarray(taken);
       } else {
-        const body = this.bodyPart(data);
-        if (body.length) this.toUser(body);
-        data = data.subarray(body.length);
+        const taken = this.takeBody(data);
+        if (taken === undefined) return;
+        if (taken) this.toUser(data.subarray(0, taken));
+        data = data.subarray(taken);
       }
-      if (this.exchange?.framing && this.messageEnded()) this.responseDone(data);
+      if (this.exchange?.body?.ended) this.responseDone(data);
       if (data.length > 0 && this.exchange === undefined) return;
     }
   }
 
-  /** The response head for the user; sets the exchange's framing. Undefined when malformed. */
+  /**
+   * How many bytes of `data` belong to the answer's body (none before its final head); undefined
+   * when its chunked framing went bad, and the answer is cut.
+   */
+  private takeBody(data: Buffer): number | undefined {
+    const body = this.exchange?.body;
+    if (!body) return 0;
+    try {
+      return body.take(data);
+    } catch (error) {
+      this.backendFailed(Object.assign(new Error(`the app's answer: ${(error as Error).message}`), { code: 'EPROTO' }));
+      return undefined;
+    }
+  }
+
+  /** The response head for the user; sets the exchange's body. Undefined when malformed. */
   private responseHead(head: Head): Buffer | undefined {
     const exchange = this.exchange as Exchange;
-    const status = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(head.startLine);
-    if (!status) return undefined;
-    const code = Number(status[2]);
-    if (code === 101) return undefined;
-    const framing = responseFraming(head, code, exchange.method);
-    if (framing === 'invalid') return undefined;
-    const named = connectionTokens(head);
+    const response = readResponseHead(head, exchange.method);
+    if (!response) return undefined;
+    const { status: code, framing, connection: named } = response;
     if (isConnectionAuth(fieldValues(head, 'www-authenticate'))) this.backendBound = true;
     if (code >= 200) {
       clearTimeout(this.timer);
       exchange.responseStarted = true;
-      exchange.framing = framing;
-      exchange.lengthLeft = framing.kind === 'length' ? framing.length : 0;
-      if (framing.kind === 'chunked') exchange.chunked = new ChunkedBodyEnd();
+      exchange.body = new ResponseBody(framing);
       // Close after this answer: the user or the app asked, HTTP/1.0 without keep-alive, a body
       // that ends with the connection, or an upload the app answered before reading it all.
-      if (named.has('close') || (status[1] === '0' && !named.has('keep-alive')) || framing.kind === 'until-close' || exchange.bodyLeft > 0) exchange.close = true;
+      if (!response.keepAlive || exchange.bodyLeft > 0) exchange.close = true;
     }
-    let out = `HTTP/1.1 ${code} ${status[3] ?? ''}\r\n`;
+    let out = `HTTP/1.1 ${code} ${response.reason}\r\n`;
     const framedByCoding = framing.kind === 'chunked' || (framing.kind === 'until-close' && fieldValues(head, 'transfer-encoding').length > 0);
     for (let i = 0; i < head.names.length; i++) {
       const lower = head.lowerNames[i];
@@ -359,38 +370,6 @@ export class HeadSplice {
     }
     if (code >= 200 && exchange.close) out += 'connection: close\r\n';
     return Buffer.from(`${out}\r\n`, 'latin1');
-  }
-
-  /** The part of `data` that belongs to the current response body. */
-  private bodyPart(data: Buffer): Buffer {
-    const exchange = this.exchange;
-    const framing = exchange?.framing;
-    if (!exchange || !framing || data.length === 0) return data.subarray(0, 0);
-    switch (framing.kind) {
-      case 'none': return data.subarray(0, 0);
-      case 'until-close': return data;
-      case 'length': {
-        const take = Math.min(exchange.lengthLeft, data.length);
-        exchange.lengthLeft -= take;
-        return data.subarray(0, take);
-      }
-      case 'chunked': {
-        const end = (exchange.chunked as ChunkedBodyEnd).scan(data);
-        if (end === -1) return data;
-        exchange.lengthLeft = -1; // ended
-        return data.subarray(0, end);
-      }
-    }
-  }
-
-  private messageEnded(): boolean {
-    const exchange = this.exchange as Exchange;
-    switch (exchange.framing?.kind) {
-      case 'none': return true;
-      case 'length': return exchange.lengthLeft === 0;
-      case 'chunked': return exchange.lengthLeft === -1;
-      default: return false;
-    }
   }
 
   /** The answer is complete: the next request, or the end of the connection. */
@@ -421,7 +400,7 @@ export class HeadSplice {
     const exchange = this.exchange;
     if (!exchange || this.done) return;
     // A body that ends with the connection ends here; anything else was cut short.
-    if (exchange.framing?.kind === 'until-close') return this.closeUser();
+    if (exchange.body?.framing.kind === 'until-close') return this.closeUser();
     this.backendFailed(Object.assign(new Error('the app closed the connection'), { code: 'ECONNRESET' }));
   }
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChunkedBodyEnd, connectionTokens, contentLength, headEnd, parseHead, responseFraming } from './http1-heads.js';
+import { ChunkedBodyEnd, connectionTokens, contentLength, headEnd, parseHead, readResponseHead, ResponseBody, responseFraming } from './http1-heads.js';
 
 const head = (text: string) => parseHead(`${text}\r\n\r\n`);
 
@@ -96,5 +96,35 @@ describe('ChunkedBodyEnd', () => {
       assert.throws(() => new ChunkedBodyEnd().scan(Buffer.from(bad)), /chunked body/, bad);
     }
     assert.throws(() => new ChunkedBodyEnd().scan(Buffer.from(`1;${'x'.repeat(5000)}`)), /longer than 4 KiB/);
+  });
+});
+
+describe('readResponseHead and ResponseBody', () => {
+  const head = (text: string) => parseHead(`${text}\r\n\r\n`)!;
+
+  it('reads status, reason, framing and whether the connection stays', () => {
+    const ok = readResponseHead(head('HTTP/1.1 200 OK\r\nContent-Length: 3'), 'GET')!;
+    assert.deepEqual([ok.status, ok.reason, ok.framing, ok.keepAlive], [200, 'OK', { kind: 'length', length: 3 }, true]);
+    assert.equal(readResponseHead(head('HTTP/1.0 200 OK\r\nContent-Length: 3'), 'GET')!.keepAlive, false);
+    assert.equal(readResponseHead(head('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 3'), 'GET')!.keepAlive, true);
+    assert.equal(readResponseHead(head('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3'), 'GET')!.keepAlive, false);
+    assert.equal(readResponseHead(head('HTTP/1.1 200 OK'), 'GET')!.keepAlive, false, 'a body that ends with the connection');
+    assert.equal(readResponseHead(head('HTTP/1.1 101 Switching Protocols'), 'GET'), undefined);
+    assert.equal(readResponseHead(head('HTTP/2 200'), 'GET'), undefined);
+  });
+
+  it('takes a body in its framing, data without the chunk framing, and stops at its end', () => {
+    const sized = new ResponseBody({ kind: 'length', length: 5 });
+    const data: string[] = [];
+    assert.equal(sized.take(Buffer.from('hel'), (part) => data.push(part.toString())), 3);
+    assert.equal(sized.take(Buffer.from('loNEXT'), (part) => data.push(part.toString())), 2);
+    assert.deepEqual([sized.ended, data], [true, ['hel', 'lo']]);
+    const chunked = new ResponseBody({ kind: 'chunked' });
+    const parts: string[] = [];
+    assert.equal(chunked.take(Buffer.from('3\r\nabc\r\n0\r\n\r\nNEXT'), (part) => parts.push(part.toString())), 13);
+    assert.deepEqual([chunked.ended, parts], [true, ['abc']]);
+    assert.equal(new ResponseBody({ kind: 'none' }).ended, true);
+    assert.equal(new ResponseBody({ kind: 'length', length: 0 }).ended, true);
+    assert.throws(() => new ResponseBody({ kind: 'chunked' }).take(Buffer.from('zz\r\n')), /bad chunk size/);
   });
 });

@@ -99,6 +99,78 @@ export function responseFraming(head: Head, status: number, requestMethod: strin
   return length === 'none' ? { kind: 'until-close' } : { kind: 'length', length };
 }
 
+/** A response head as the connector's two forwarding paths (head splice, app client) read it. */
+export interface ResponseHead {
+  status: number;
+  /** The reason phrase as sent ('' when there is none). */
+  reason: string;
+  framing: ResponseFraming;
+  /** Lower-cased tokens of the Connection fields (the fields they name are hop-by-hop). */
+  connection: Set<string>;
+  /**
+   * The app may answer again on this connection: no `close`, HTTP/1.0 only with `keep-alive`, and
+   * a body that does not end with the connection.
+   */
+  keepAlive: boolean;
+}
+
+/**
+ * Reads a response's status line, framing and persistence; undefined when malformed, and for a
+ * 101 (neither path asks to switch protocols, so one is the app out of step).
+ */
+export function readResponseHead(head: Head, requestMethod: string): ResponseHead | undefined {
+  const status = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(head.startLine);
+  if (!status) return undefined;
+  const code = Number(status[2]);
+  if (code === 101) return undefined;
+  const framing = responseFraming(head, code, requestMethod);
+  if (framing === 'invalid') return undefined;
+  const connection = connectionTokens(head);
+  const keepAlive = !connection.has('close') && (status[1] === '1' || connection.has('keep-alive')) && framing.kind !== 'until-close';
+  return { status: code, reason: status[3] ?? '', framing, connection, keepAlive };
+}
+
+/**
+ * Where a response body ends, in its own framing. `take` says how many bytes of `data` belong to
+ * the body (all of them while it goes on) and hands the body's data to `onData` (without the chunk
+ * framing); `ended` turns true with its last byte. Throws on bad chunked framing.
+ */
+export class ResponseBody {
+  ended: boolean;
+  private left: number;
+  private readonly chunks: ChunkedBodyEnd | undefined;
+
+  constructor(readonly framing: ResponseFraming) {
+    this.left = framing.kind === 'length' ? framing.length : 0;
+    this.chunks = framing.kind === 'chunked' ? new ChunkedBodyEnd() : undefined;
+    this.ended = framing.kind === 'none' || this.left === 0 && framing.kind === 'length';
+  }
+
+  take(data: Buffer, onData?: (data: Buffer) => void): number {
+    if (this.ended || data.length === 0) return 0;
+    switch (this.framing.kind) {
+      case 'until-close':
+        onData?.(data);
+        return data.length;
+      case 'length': {
+        const take = Math.min(this.left, data.length);
+        this.left -= take;
+        this.ended = this.left === 0;
+        onData?.(take === data.length ? data : data.subarray(0, take));
+        return take;
+      }
+      case 'chunked': {
+        const end = (this.chunks as ChunkedBodyEnd).scan(data, 0, onData);
+        if (end === -1) return data.length;
+        this.ended = true;
+        return end;
+      }
+      default:
+        return 0;
+    }
+  }
+}
+
 /**
  * Finds where a chunked body ends without copying it: the head splice forwards the bytes as they
  * are, the app client takes only the chunks' data (`onData`). Strict: chunk-size lines of hex

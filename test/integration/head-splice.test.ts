@@ -111,6 +111,8 @@ async function answer(socket: net.Socket, head: string, bodyLength: number, conn
     case '/cut':
       await write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial');
       return void socket.destroy();
+    case '/bad-chunks':
+      return write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n', 'zz\r\n');
     case '/arm':
       closeOnNextRequest.add(connection);
       return write('HTTP/1.1 204 No Content\r\n\r\n');
@@ -233,6 +235,12 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
     assert.match(garbage, /"code":"backend-unreachable"/);
     const cut = await send(request('GET', '/cut', app));
     assert.match(cut, /^HTTP\/1\.1 200 OK\r\nContent-Length: 100\r\n\r\npartial$/);
+  });
+
+  it('cuts an answer whose chunked framing goes bad, and goes on serving', async () => {
+    const bad = await send(request('GET', '/bad-chunks', app));
+    assert.match(bad, /^HTTP\/1\.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n$/);
+    assert.match(await send(request('GET', '/echo', app, 'Connection: close\r\n')), /^HTTP\/1\.1 200 OK\r\n/, 'the connector is still there');
   });
 
   it('answers an app that does not answer with the 504 page after the app\'s timeout', async () => {
