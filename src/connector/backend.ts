@@ -15,7 +15,7 @@ import type { Logger } from '../shared/log.js';
 import type { BackendRequester } from './egress.js';
 import type { AnswerSink, AppClient } from './app-client.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const { NGHTTP2_CANCEL } = http2.constants;
 
 export function serveBackendStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, requester: BackendRequester, appClient: AppClient, logger: Logger): void {
   const internal = internalUrlOf(String(headers[FERRY_HEADERS.internalUrl]));
@@ -104,7 +104,7 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
       return response.destroy();
     }
     response.pipe(stream);
-    response.on('error', () => stream.close(NGHTTP2_INTERNAL_ERROR));
+    response.on('error', () => cutAnswer(stream));
   });
   request.on('upgrade', (response: IncomingMessage, socket: Duplex, head: Buffer) => {
     const out = endToEndHeaders(response.headers);
@@ -118,7 +118,7 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
   });
   request.on('error', (error: NodeJS.ErrnoException) => {
     if (stream.headersSent) {
-      stream.close(NGHTTP2_INTERNAL_ERROR);
+      cutAnswer(stream);
       return;
     }
     const errorClass = classifyBackendFailure(error);
@@ -186,7 +186,7 @@ class TunnelStreamAnswer implements AnswerSink {
     this.complete = true;
     const { stream, internal } = this;
     if (stream.destroyed) return;
-    if (stream.headersSent) return void stream.close(NGHTTP2_INTERNAL_ERROR);
+    if (stream.headersSent) return cutAnswer(stream);
     const errorClass = classifyBackendFailure(error);
     this.logger.warn({ app: this.app, backend: internal.origin, errorClass, code: error.code }, 'backend request failed');
     failStream(stream, errorClass, `${internal.host}: ${error.code ?? error.message}`);
@@ -203,6 +203,16 @@ export function classifyBackendFailure(error: NodeJS.ErrnoException): BackendFai
     case 'ECONNRESET': case 'EPIPE': return 'reset';
     default: return /CERT|SSL|TLS/.test(error.code ?? '') ? 'tls' : 'reset';
   }
+}
+
+/**
+ * An answer that began and cannot finish: RST_STREAM INTERNAL_ERROR, which the relay passes on
+ * as a reset of the user's stream. Not `stream.close(code)`: Node ends the stream's writable side
+ * first, and a peer that already ended its own side then sees a clean end, a truncated body
+ * passed off as complete (checked: rstCode 0 at the peer).
+ */
+function cutAnswer(stream: ServerHttp2Stream): void {
+  if (!stream.destroyed) stream.destroy(new Error('the app\'s answer was cut short'));
 }
 
 function failStream(stream: ServerHttp2Stream, errorClass: BackendFailureClass, detail: string): void {

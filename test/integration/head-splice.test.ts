@@ -380,6 +380,12 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
       assert.match(refused.body, /connect-refused/);
     });
 
+    it('resets an answer whose chunked framing goes bad', async () => {
+      const bad = await h2('/bad-chunks');
+      assert.deepEqual([bad.status, bad.body, bad.reset], [200, 'hello', true]);
+      assert.equal((await h2('/echo')).status, 200);
+    });
+
     it('sends a GET once more when a reused app connection closes unanswered, but not a POST', async () => {
       assert.equal((await h2('/arm')).status, 204);
       const armedOn = scripted.seen.at(-1)!.connection;
