@@ -6,9 +6,9 @@
 // FERRY_HEADERS.internalUrl (the relay is trusted; the connector validates the scheme), and the
 // connector tells the relay why a backend failed with FERRY_HEADERS.error.
 
-/** ALPN protocol a connector offers, so the relay's public port can tell tunnels from users. */
 import { connectionTokensOf } from './http1-heads.js';
 
+/** ALPN protocol a connector offers, so the relay's public port can tell tunnels from users. */
 export const TUNNEL_ALPN = 'ferry-tunnel/1';
 
 export const FERRY_HEADERS = {

@@ -37,9 +37,10 @@ export function classifySocketError(code: string | undefined): DialFailureClass 
 }
 
 /**
- * Connects, with the time limit and the failure classified. A class rather than closures: a
- * backend connection is dialed per open request, and what an attempt in flight holds is promoted
- * to the old generation under load (10,000 long-polls: ~20 MB of the connector's RSS).
+ * Connects, with the time limit and the failure classified. One object with three listeners
+ * rather than six closures and the messages built up front: a backend connection is dialed per
+ * open request, and what an attempt in flight holds is promoted to the old generation under load
+ * (with the DIRECT dial's own path, 10-15 MB of the connector's RSS at 10,000 long-polls).
  */
 export function connectTcp(options: TcpConnectOptions): Promise<{ socket: net.Socket; tcpMs: number }> {
   return new Promise((resolve, reject) => {
