@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { benchPac } from './pac.js';
+import { createCa, issueServerCert } from '../src/shared/pki.js';
 import {
   connectionsOf, curlDownload, curlTtfb, curlUpload, establishedTo, longPolls, round1, withUsage, writeWrkScript, wrkGet,
   type LongPollResult, type Target, type TransferResult, type Usage, type WrkResult,
@@ -30,6 +31,7 @@ interface Plan {
 }
 
 const SQUID_RELAY_NAME = 'relay.ferry.test';
+const DIRECT_TLS = 'direct-tls';
 
 const FULL: Plan = { wrkSeconds: 8, bulkBytes: 100 * 2 ** 20, ttfbSamples: 21, longPolls: 10_000, longPollSessions: 10, holdMs: 30_000, pacMs: 1000 };
 const QUICK: Plan = { wrkSeconds: 1, bulkBytes: 8 * 2 ** 20, ttfbSamples: 3, longPolls: 300, longPollSessions: 2, holdMs: 3000, pacMs: 200 };
@@ -38,6 +40,8 @@ export interface TargetResult {
   name: string;
   label: string;
   available: boolean;
+  /** Users reach this path over TLS. */
+  overTls?: boolean;
   reason?: string;
   c1?: WrkResult;
   c64?: WrkResult;
@@ -121,11 +125,16 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
     let backendUrl: string;
     let paths: Target['paths'];
     let proxy: NginxHandle | undefined;
+    let backendTls: string | undefined;
     if (useNginx) {
       report.machine.nginx = spawnSync(NGINX, ['-v'], { encoding: 'utf8' }).stderr.trim().replace(/^nginx version: /, '') || 'nginx';
-      const backend = await startNginx(path.join(dir, 'nginx-backend'), { root: path.join(dir, 'www') });
+      // The same nginx over TLS (a P-256 key, as the relay's user certificate) is the reference for
+      // Ferry's TLS rows: what terminating TLS costs before any tunnel.
+      const tls = await issueServerCert(await createCa('ferry bench CA'), ['localhost']);
+      const backend = await startNginx(path.join(dir, 'nginx-backend'), { root: path.join(dir, 'www'), tls });
       stops.push(() => backend.stop());
       backendUrl = `http://127.0.0.1:${backend.port}`;
+      backendTls = `https://127.0.0.1:${backend.tlsPort}`;
       paths = { small: files.small, download: files.bulk, upload: '/upload' };
       report.direct = 'nginx (Debian, 1 worker, plain HTTP) serving a 6-byte file, a sparse bulk file (sendfile), discarding uploads';
       proxy = await startNginx(path.join(dir, 'nginx-proxy'), { upstream: backend.port });
@@ -187,6 +196,9 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
     const script = writeWrkScript(dir);
     const targets: { target: Target; pids?: Record<string, number>; reason?: string }[] = [
       { target: { name: 'direct', label: `direct (${useNginx ? 'nginx' : 'Node backend'})`, baseUrl: backendUrl, paths } },
+      backendTls
+        ? { target: { name: DIRECT_TLS, label: 'direct over TLS (the same nginx, TLS listener)', baseUrl: backendTls, paths } }
+        : { target: { name: DIRECT_TLS, label: 'direct over TLS (the same nginx, TLS listener)', baseUrl: '', paths }, reason: 'nginx is not installed (or FERRY_BENCH_NO_NGINX=1)' },
       proxy
         ? { target: { name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', baseUrl: `http://127.0.0.1:${proxy.port}`, paths } }
         : { target: { name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', baseUrl: '', paths }, reason: useNginx ? 'nginx did not start' : 'nginx is not installed (or FERRY_BENCH_NO_NGINX=1)' },
@@ -246,7 +258,7 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
 }
 
 async function measureTarget(target: Target, plan: Plan, script: string, uploadFile: string, pids?: Record<string, number>, direct?: Target): Promise<TargetResult> {
-  const result: TargetResult = { name: target.name, label: target.label, available: true, errors: [], usage: pids ? {} : undefined, loadAverage: round1(os.loadavg()[0]) };
+  const result: TargetResult = { name: target.name, label: target.label, available: true, overTls: target.baseUrl.startsWith('https:'), errors: [], usage: pids ? {} : undefined, loadAverage: round1(os.loadavg()[0]) };
   const adjacent: NonNullable<TargetResult['adjacentDirect']> | undefined = direct ? (result.adjacentDirect = {}) : undefined;
   const directAgain = async (work: (d: Target) => Promise<void>) => {
     if (direct) await work(direct).catch(() => undefined);
@@ -333,6 +345,16 @@ export function markdownTable(report: BenchReport): string {
     if (!t.available || !a) continue;
     lines.push(`| ${t.label} | ${fmt(t.c64?.requestsPerSec)} (${fmt(a.c64)})${ratio(t.c64?.requestsPerSec, a.c64)} | ${fmt(t.download?.mbPerSec)} (${fmt(a.downloadMbPerSec)})${ratio(t.download?.mbPerSec, a.downloadMbPerSec)} | `
       + `${fmt(t.upload?.mbPerSec)} (${fmt(a.uploadMbPerSec)})${ratio(t.upload?.mbPerSec, a.uploadMbPerSec)} |`);
+  }
+  const directTls = report.targets.find((t) => t.name === DIRECT_TLS && t.available);
+  if (directTls) {
+    lines.push('', 'Rows with users over TLS against nginx over TLS (the same server and files, measured in the same run):', '',
+      '| path | GET/s c=64 | download MB/s | upload MB/s |', '|---|---|---|---|');
+    for (const t of report.targets) {
+      if (!t.available || !t.overTls || t.name === DIRECT_TLS) continue;
+      lines.push(`| ${t.label} | ${fmt(t.c64?.requestsPerSec)}${ratio(t.c64?.requestsPerSec, directTls.c64?.requestsPerSec)} | `
+        + `${fmt(t.download?.mbPerSec)}${ratio(t.download?.mbPerSec, directTls.download?.mbPerSec)} | ${fmt(t.upload?.mbPerSec)}${ratio(t.upload?.mbPerSec, directTls.upload?.mbPerSec)} |`);
+    }
   }
   const errors = report.targets.flatMap((t) => t.errors.map((e) => `- ${t.label}: ${e}`));
   if (errors.length) lines.push('', 'Errors:', ...errors);
