@@ -84,11 +84,14 @@ export class HeadSplice {
   /** Answers completed on this connection. */
   private answered = 0;
   private done = false;
+  /** The app's external host as a request's Host must name it. */
+  private readonly appHost: string;
   private readonly onData = (chunk: Buffer) => this.userData(chunk);
   private readonly onEnd = () => this.userEnd();
   private readonly onClose = () => this.finish();
 
   constructor(private readonly stream: ServerHttp2Stream, private readonly options: SpliceOptions) {
+    this.appHost = normalizeHost(options.app.externalUrl.host);
     stream.on('data', this.onData);
     stream.on('end', this.onEnd);
     stream.on('close', this.onClose);
@@ -169,7 +172,7 @@ export class HeadSplice {
     const line = /^([A-Z]+) (\/[\x21-\x7e]*) HTTP\/1\.1$/.exec(head.startLine);
     if (!line) return undefined;
     const hosts = fieldValues(head, 'host');
-    if (hosts.length !== 1 || normalizeHost(hosts[0]) !== normalizeHost(app.externalUrl.host)) return undefined;
+    if (hosts.length !== 1 || normalizeHost(hosts[0]) !== this.appHost) return undefined;
     const length = contentLength(head);
     if (length === 'invalid') return undefined;
     for (const name of head.lowerNames) if (name === 'transfer-encoding' || name === 'upgrade' || name === 'expect') return undefined;

@@ -8,6 +8,7 @@
 export const MAX_HEAD_BYTES = 16 * 1024;
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const DIGITS = /^\d{1,15}$/;
 /** Field values are visible characters, obs-text, space and tab: no other control characters. */
 function hasControlCharacter(value: string): boolean {
   for (let i = 0; i < value.length; i++) {
@@ -34,24 +35,38 @@ export function headEnd(buffer: Buffer): number {
 
 /** Parses a head (`text` ends with the blank line); undefined for anything not strictly valid. */
 export function parseHead(text: string): Head | undefined {
-  const lines = text.slice(0, -4).split('\r\n');
-  const startLine = lines[0];
+  // One pass with indexOf over the text, no split() or regular-expression trim: this runs twice
+  // per request on the connector's fast path.
+  const end = text.length - 4;
+  let lineEnd = text.indexOf('\r\n');
+  if (lineEnd === -1 || lineEnd > end) lineEnd = end;
+  const startLine = text.slice(0, lineEnd);
   if (startLine.includes('\n') || startLine.includes('\r')) return undefined;
   const head: Head = { startLine, names: [], lowerNames: [], values: [] };
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    const colon = line.indexOf(':');
-    if (colon <= 0) return undefined;
-    const name = line.slice(0, colon);
+  for (let at = lineEnd + 2; at < end + 2; at = lineEnd + 2) {
+    lineEnd = text.indexOf('\r\n', at);
+    if (lineEnd === -1 || lineEnd > end) lineEnd = end;
+    const colon = text.indexOf(':', at);
+    if (colon <= at || colon > lineEnd) return undefined;
+    const name = text.slice(at, colon);
     // A token only: no space before the colon, no obs-fold (a line that starts with whitespace).
     if (!TOKEN.test(name)) return undefined;
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+    let from = colon + 1;
+    let to = lineEnd;
+    while (from < to && isBlank(text.charCodeAt(from))) from++;
+    while (to > from && isBlank(text.charCodeAt(to - 1))) to--;
+    const value = text.slice(from, to);
     if (hasControlCharacter(value)) return undefined;
     head.names.push(name);
     head.lowerNames.push(name.toLowerCase());
     head.values.push(value);
   }
   return head;
+}
+
+/** Space or horizontal tab (optional whitespace around a field value). */
+function isBlank(code: number): boolean {
+  return code === 0x20 || code === 0x09;
 }
 
 /** All values of a field (lower-case name). */
@@ -77,9 +92,11 @@ export function connectionTokensOf(values: string | string[]): Set<string> {
 
 /** A Content-Length the message may be framed by: one value (or identical repeats) of digits. */
 export function contentLength(head: Head): number | 'none' | 'invalid' {
-  const values = fieldValues(head, 'content-length').flatMap((value) => value.split(',').map((part) => part.trim()));
+  const fields = fieldValues(head, 'content-length');
+  if (fields.length === 1 && DIGITS.test(fields[0])) return Number(fields[0]);
+  const values = fields.flatMap((value) => value.split(',').map((part) => part.trim()));
   if (values.length === 0) return 'none';
-  if (!values.every((value) => /^\d{1,15}$/.test(value) && value === values[0])) return 'invalid';
+  if (!values.every((value) => DIGITS.test(value) && value === values[0])) return 'invalid';
   return Number(values[0]);
 }
 
