@@ -104,6 +104,6 @@ function renderText(url: URL, caller: Caller, decision: RouteDecision): string {
   if (provenance.wpad) lines.push(`  wpad:    tried ${provenance.wpad.tried.join(', ') || '(none)'}${provenance.wpad.url ? `; script ${provenance.wpad.url}` : ''}`);
   if (provenance.pacResult !== undefined) lines.push(`  pac:     returned "${provenance.pacResult}"`);
   for (const note of provenance.notes ?? []) lines.push(`  note:    ${redact(note)}`);
-  if (decision.proxyCredentials) lines.push('  auth:    proxy credentials configured (not shown)');
+  if (decision.proxyCredentials) lines.push(`  auth:    proxy credentials configured, scheme ${decision.proxyCredentials.scheme ?? 'basic'} (not shown)`);
   return `${lines.join('\n')}\n`;
 }

@@ -35,7 +35,11 @@ export function registerUpdaterCommands(program: Command): void {
       const layer = resolverOptions.layers?.updater;
       // Proxy credentials (YAML `proxy.credentials`): the password is read from its file when needed, never logged.
       const credentials = layer?.credentials
-        ? (): ProxyCredentials => ({ username: layer.credentials!.username, password: readFileSync(layer.credentials!.passwordFile, 'utf8').trim() })
+        ? (): ProxyCredentials => ({
+          username: layer.credentials!.username,
+          password: readFileSync(layer.credentials!.passwordFile, 'utf8').trim(),
+          ...(layer.credentials!.scheme ? { scheme: layer.credentials!.scheme } : {}),
+        })
         : undefined;
       const dialer = createDialer({ resolver, logger, ...(credentials ? { credentials } : {}) });
       const service = new Updater(config, logger, { dialer });

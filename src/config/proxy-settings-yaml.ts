@@ -29,13 +29,13 @@ const proxySectionSchema = z
     autoDetect: z.boolean(),
     scriptLocation: z.string(),
     bypassList: z.array(z.string()),
-    credentials: z.object({ username: z.string().min(1), passwordFile: z.string().min(1) }).strict(),
+    credentials: z.object({ username: z.string().min(1), passwordFile: z.string().min(1), scheme: z.enum(['basic', 'ntlm', 'any']).optional() }).strict(),
     wpad: z.object({ domainSuffix: domainSuffix, dnsServers: z.array(dnsServer).min(1), port: z.number().int().min(1).max(65535) }).partial().strict(),
   })
   .partial()
   .strict();
 
-const KEYS = 'enabled, useDefaultCredentials, address, bypassOnLocal, useSystemDefault, autoDetect, scriptLocation, bypassList, credentials {username, passwordFile}, wpad {domainSuffix, dnsServers, port}';
+const KEYS = 'enabled, useDefaultCredentials, address, bypassOnLocal, useSystemDefault, autoDetect, scriptLocation, bypassList, credentials {username, passwordFile, scheme: basic|ntlm|any}, wpad {domainSuffix, dnsServers, port}';
 
 export function parseYamlProxyConfig(text: string, file: string): ProxySettingsLayer {
   const lineCounter = new LineCounter();

@@ -249,6 +249,11 @@ proxy:
   assert.deepEqual(layer.wpad, { domainSuffix: 'corp.example.com', dnsServers: ['127.0.0.53', '10.0.0.1:5353'] });
 });
 
+test('YAML: proxy.credentials.scheme (basic, ntlm, any) is kept with the credentials', () => {
+  const layer = parse('proxy:\n  credentials:\n    username: CORP\\svc\n    passwordFile: /etc/ferry/p\n    scheme: ntlm\n');
+  assert.deepEqual(layer.credentials, { username: 'CORP\\svc', passwordFile: '/etc/ferry/p', scheme: 'ntlm' });
+});
+
 test('YAML: https and socks5 proxies are allowed, a bare host:port is not', () => {
   assert.equal(parse('proxy:\n  address: https://proxy:443\n').proxy.address, 'https://proxy');
   assert.equal(parse('proxy:\n  address: socks5://proxy:1080\n').proxy.address, 'socks5://proxy:1080');
@@ -264,6 +269,7 @@ const yamlErrors: { text: string; line: number; message: RegExp; fix?: RegExp }[
   { text: 'proxy:\n  wpad:\n    dnsServers: [dns.corp]\n', line: 3, message: /dnsServers.0: must be an IP address/ },
   { text: 'proxy:\n  wpad:\n    domainSuffix: corp\n', line: 3, message: /at least two labels/ },
   { text: 'proxy:\n  credentials:\n    username: a\n    password: b\n', line: 4, message: /unknown key "proxy.credentials.password"/ },
+  { text: 'proxy:\n  credentials:\n    username: a\n    passwordFile: /p\n    scheme: kerberos\n', line: 5, message: /proxy.credentials.scheme: .*'basic' \| 'ntlm' \| 'any'/ },
   { text: 'proxy:\n  scriptLocation: proxy.pac\n', line: 2, message: /not an absolute http, https or file URL/ },
   { text: 'proxy: [1, 2]\n', line: 1, message: /Expected object/ },
   { text: 'proxy:\n  enabled: true\n   address: x\n', line: 2, message: /malformed YAML/ },

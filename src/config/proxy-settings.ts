@@ -65,7 +65,7 @@ export interface ProxySettingsLayer {
   };
   bypassList: BypassEntry[];
   /** Ferry extra (YAML only): proxy credentials, password read from a file by the dialer. */
-  credentials?: { username: string; passwordFile: string };
+  credentials?: { username: string; passwordFile: string; scheme?: 'basic' | 'ntlm' | 'any' };
   /** Ferry extra (YAML only): WPAD discovery settings. */
   /** `port`: where wpad.dat is served (default 80; for test networks). */
   wpad?: { domainSuffix?: string; dnsServers?: string[]; port?: number };

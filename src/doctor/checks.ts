@@ -343,7 +343,7 @@ function relayEndpoints(config: ConnectorConfig, state: ConnectorState): Endpoin
 function describeDecision(decision: RouteDecision, caller: Caller): string {
   const p = decision.provenance;
   const where = p.file ? ` (${p.file}${p.line ? `:${p.line}` : ''})` : '';
-  const auth = decision.proxyCredentials ? '; proxy credentials configured' : '';
+  const auth = decision.proxyCredentials ? `; proxy credentials configured (${decision.proxyCredentials.scheme ?? 'basic'})` : '';
   return redact(`${decision.routes.map(formatRoute).join('; ')} — for ${caller}, from ${p.source}${where}: ${p.detail}${auth}`);
 }
 

@@ -129,7 +129,8 @@ export interface BackendRequestPlan {
  * Plans backend requests. With the proxy on and a `PROXY` route first, a plain-http request goes
  * to the proxy in absolute form (`GET http://app.internal/x HTTP/1.1`), as browsers do; https
  * backends (and SOCKS routes) go through a CONNECT/SOCKS tunnel with failover. The absolute form
- * uses the FIRST proxy of the list only (no failover across proxies for plain-http backends).
+ * uses the FIRST proxy of the list only (no failover across proxies for plain-http backends), and
+ * Basic proxy credentials only.
  */
 export function createBackendRequester(options: BackendRequesterOptions) {
   const dialerOptions = options.dialer ?? {};
@@ -175,7 +176,11 @@ export function createBackendRequester(options: BackendRequesterOptions) {
     if (protocol === 'http:' && first.kind === 'PROXY') {
       const credentials = first.username !== undefined ? { username: first.username, password: first.password ?? '' } : dialerOptions.credentials?.(first);
       const headers: http.OutgoingHttpHeaders = { ...(base.headers as http.OutgoingHttpHeaders | undefined), host: url.host };
-      if (credentials) headers['proxy-authorization'] = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+      // Only Basic goes with an absolute-form request: NTLM would need its handshake on the agent's
+      // connection (not built), and `any` never offers the password before the proxy asks.
+      if (credentials && (credentials.scheme ?? 'basic') === 'basic') {
+        headers['proxy-authorization'] = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+      }
       return {
         protocol,
         via: 'forward-proxy',

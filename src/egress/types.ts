@@ -33,7 +33,7 @@ export interface RouteDecision {
   routes: Route[];
   provenance: Provenance;
   /** Configured proxy credentials for PROXY/HTTPS routes (password read from the file by the dialer). */
-  proxyCredentials?: { username: string; passwordFile: string };
+  proxyCredentials?: { username: string; passwordFile: string; scheme?: 'basic' | 'ntlm' | 'any' };
 }
 
 /** Answers "how do I reach URL X?" for one caller. */

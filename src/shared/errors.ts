@@ -23,7 +23,7 @@ export const FIX_FOR_CLASS: Record<DialFailureClass, string> = {
   dns: 'check the DNS record (or the WPAD record) for this host',
   'connect-timeout': 'SYN unanswered: a firewall drops traffic to this host:port; allow it or route through the proxy',
   'connect-refused': 'connection refused: nothing listens on this host:port; check the address and port',
-  'proxy-auth-required': 'allow anonymous access for the connector on the proxy, or configure proxy credentials',
+  'proxy-auth-required': 'allow anonymous access for the connector on the proxy, or configure proxy credentials (proxy.credentials, scheme basic, ntlm or any)',
   'proxy-refused': "add this host:port to the proxy's outbound (CONNECT) rules",
   'tls-interception': "exempt the relay's hosts from TLS inspection on the proxy",
   tls: 'TLS handshake failed: check the certificates and the system clock',

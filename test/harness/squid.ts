@@ -2,6 +2,9 @@
 // config, state folder and logs, built from /work/shared/test-services/squid*.conf. Modes:
 // - open: forward proxy, CONNECT allowed to 127.0.0.0/8;
 // - auth: Basic authentication required (407 without credentials);
+// - ntlm: NTLM authentication required, through Squid's ntlm_fake_auth helper (it runs the
+//   handshake and reports the user and domain of the AUTHENTICATE message without checking the
+//   response: the NTLMv2 computation itself is tested against MS-NLMP's vectors);
 // - deny: every request refused (403);
 // - bump: TLS-inspecting proxy (ssl-bump) with its own CA, generated here with openssl.
 // `allowPorts` / `denyPorts` add port rules (403) to any mode. Names resolve through `hosts`
@@ -12,7 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { cleanupOnExit, freePort, spawnManaged, stopChild, waitFor, waitForPort } from './processes.js';
 
-export type SquidMode = 'open' | 'auth' | 'deny' | 'bump';
+export type SquidMode = 'open' | 'auth' | 'ntlm' | 'deny' | 'bump';
 
 export interface SquidOptions {
   mode: SquidMode;
@@ -52,6 +55,7 @@ export interface SquidInstance {
 
 const CERTGEN = '/usr/lib/squid/security_file_certgen';
 const NCSA = '/usr/lib/squid/basic_ncsa_auth';
+const NTLM_FAKE = '/usr/lib/squid/ntlm_fake_auth';
 
 export async function startSquid(options: SquidOptions): Promise<SquidInstance> {
   const dir = mkdtempSync(path.join(tmpdir(), `ferry-squid-${options.mode}-`));
@@ -116,6 +120,9 @@ export async function startSquid(options: SquidOptions): Promise<SquidInstance> 
       .join('\n');
     writeFileSync(path.join(dir, 'passwd'), `${passwd}\n`);
     lines.push(`auth_param basic program ${NCSA} ${dir}/passwd`, 'auth_param basic realm corp-proxy', 'acl authed proxy_auth REQUIRED', 'http_access deny !authed');
+  }
+  if (options.mode === 'ntlm') {
+    lines.push(`auth_param ntlm program ${NTLM_FAKE}`, 'auth_param ntlm children 2', 'auth_param ntlm keep_alive on', 'acl authed proxy_auth REQUIRED', 'http_access deny !authed');
   }
   if (options.mode === 'deny') lines.push('http_access deny all');
   lines.push('http_access allow localdst', 'http_access deny all');

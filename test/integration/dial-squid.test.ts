@@ -1,7 +1,7 @@
 // The dialer against a real Squid on loopback: CONNECT 200 (and the access.log line), 407 with
 // and without Basic credentials, port rules (403), an unreachable upstream, and failover from a
 // dead proxy. The relay is named relay.ferry.test, a name only Squid resolves (its hosts_file).
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Duplex } from 'node:stream';
 import { createDialer, fixedRoutes, RoutesExhaustedError } from '../../src/egress/dial/index.js';
@@ -188,4 +188,50 @@ test('all routes fail: the most relevant error (the proxy that answered) with ev
   assert.deepEqual(error.traces.map((t) => t.errorClass), ['connect-refused', 'proxy-auth-required']);
   assert.equal(error.attempts[0]?.fields.phase, 'tcp');
   assert.equal(error.attempts[0]?.fields.proxy, `http://127.0.0.1:${deadProxyPort}`);
+});
+
+describe('NTLM proxy authentication (Squid with ntlm_fake_auth)', () => {
+  let ntlm: SquidInstance;
+  before(async () => {
+    ntlm = await startSquid({ mode: 'ntlm', hosts: { [RELAY]: '127.0.0.1' } });
+  });
+  after(async () => {
+    await ntlm?.stop();
+  });
+
+  test('scheme ntlm: NEGOTIATE, CHALLENGE, AUTHENTICATE on one connection; Squid sees DOMAIN\\user; no secret anywhere', async () => {
+    const traces: DialTrace[] = [];
+    const dialer = createDialer({ resolver: fixedRoutes([proxy(ntlm)]), credentials: () => ({ username: 'CORP\\alice', password: 'nt-s3cret', scheme: 'ntlm' }), onTrace: (t) => traces.push(t) });
+    const result = await dialer.dial({ host: RELAY, port: relay.port, caller: 'connector' });
+    assert.equal(await pinnedEcho(result.socket, 'over ntlm'), 'over ntlm');
+    assert.equal(traces[0]?.connectStatus, 200);
+    assert.ok(!JSON.stringify(traces).includes('nt-s3cret'));
+    const line = await ntlm.waitForAccessLog((l) => l.includes('TCP_TUNNEL/200') && l.includes(`CONNECT ${RELAY}:${relay.port}`));
+    assert.match(line, / CORP\\{1,2}alice /, 'Squid logs the user and domain the AUTHENTICATE message carries (escaping the backslash)');
+  });
+
+  test('scheme any: no credentials until the 407, then NTLM because Squid offers it', async () => {
+    const dialer = createDialer({ resolver: fixedRoutes([proxy(ntlm)]), credentials: () => ({ username: 'bob', password: 'pw', scheme: 'any' }) });
+    const result = await dialer.dial({ host: RELAY, port: relay.port, caller: 'updater' });
+    assert.equal(await pinnedEcho(result.socket, 'any'), 'any');
+    await ntlm.waitForAccessLog((l) => l.includes('TCP_TUNNEL/200') && / bob /.test(l));
+  });
+
+  test('scheme any against a Basic-only proxy: Basic after the 407', async () => {
+    const dialer = createDialer({ resolver: fixedRoutes([proxy(auth)]), credentials: () => ({ username: 'alice', password: 's3cret-pw', scheme: 'any' }) });
+    const result = await dialer.dial({ host: RELAY, port: relay.port, caller: 'updater' });
+    assert.equal(await pinnedEcho(result.socket, 'basic after 407'), 'basic after 407');
+  });
+
+  test('the wrong scheme configured: the error names what the proxy offers and the setting to change', async () => {
+    const basicToNtlm = createDialer({ resolver: fixedRoutes([proxy(ntlm)]), credentials: () => ({ username: 'alice', password: 'pw-basic' }) });
+    const first = await rejection(basicToNtlm.dial({ host: RELAY, port: relay.port, caller: 'connector' }));
+    assert.equal(first.errorClass, 'proxy-auth-required');
+    assert.match(first.message, /asks for NTLM .* not Basic .*set proxy\.credentials\.scheme to ntlm/);
+    const ntlmToBasic = createDialer({ resolver: fixedRoutes([proxy(auth)]), credentials: () => ({ username: 'alice', password: 's3cret-pw', scheme: 'ntlm' }) });
+    const second = await rejection(ntlmToBasic.dial({ host: RELAY, port: relay.port, caller: 'connector' }));
+    assert.equal(second.errorClass, 'proxy-auth-required');
+    assert.match(second.message, /asks for Basic .* not NTLM .*scheme to basic/);
+    assert.ok(!`${first.message}${second.message}`.includes('s3cret') && !first.message.includes('pw-basic'));
+  });
 });

@@ -181,6 +181,24 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
     await withCreds.stop();
   });
 
+  it('Squid with NTLM: proxy.credentials.scheme ntlm in the YAML config; the tunnel comes up as CORP\\alice', async () => {
+    const ntlm = await startSquid({ mode: 'ntlm', hosts: { [RELAY]: '127.0.0.1' } });
+    try {
+      const passwordFile = path.join(stack.dir, 'proxy-ntlm.password');
+      writeFileSync(passwordFile, 'nt-wonderland\n', { mode: 0o600 });
+      const proc = await connectorVia('ntlm', { transport: 'https', proxy: { address: `http://127.0.0.1:${ntlm.port}`, credentials: { username: 'CORP\\alice', passwordFile, scheme: 'ntlm' } } },
+        { registerVia: { proxy: { address: `http://127.0.0.1:${open.port}` } } });
+      await assertServes();
+      assert.doesNotMatch(proc.log(), /nt-wonderland/, 'the password never reaches a log line');
+      // Squid logs a CONNECT when its tunnel closes.
+      await proc.stop();
+      const line = await ntlm.waitForAccessLog((l) => l.includes(`CONNECT ${RELAY}:`) && l.includes('TCP_TUNNEL/200'));
+      assert.match(line, / CORP\\{1,2}alice /, 'Squid saw the NTLM user and domain');
+    } finally {
+      await ntlm.stop();
+    }
+  });
+
   it('Squid refusing the port → proxy-refused (403)', async () => {
     const proc = await connectorVia('denied', { transport: 'https', relayHost: RELAY, proxy: { address: `http://127.0.0.1:${deny.port}` } }, { expectUp: false })
       .catch(() => undefined);

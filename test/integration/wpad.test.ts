@@ -197,7 +197,7 @@ test('ferry proxy show: a YAML config with autoDetect and its own WPAD settings'
   const result = await ferry(['proxy', 'show', 'https://relay.test/', '--config', yaml, '--machine-config', join(scratch, 'none.config'), ...portLine]);
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /tried wpad\.x\.corp\.test, wpad\.corp\.test/);
-  assert.match(result.stdout, /proxy credentials configured \(not shown\)/);
+  assert.match(result.stdout, /proxy credentials configured, scheme basic \(not shown\)/);
   assert.doesNotMatch(result.stdout, /secret/);
 });
 

@@ -95,6 +95,42 @@ test('Basic is sent preemptively and never appears in the error when refused', a
   assert.ok(!text.includes('hunter2') && !text.includes(Buffer.from('carol:hunter2').toString('base64')));
 });
 
+test('NTLM: a proxy that offers only Negotiate, a malformed CHALLENGE, a close mid-handshake: each error says which', async () => {
+  const dial = async (answers: Array<string | null>, scheme: 'ntlm' | 'any', close = false) => {
+    const server = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      let index = 0;
+      socket.on('data', (chunk) => {
+        if (!chunk.toString('latin1').includes('\r\n\r\n')) return;
+        const answer = answers[index++];
+        if (answer) socket.write(answer);
+        if (close) socket.end();
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const dialer = createDialer({ resolver: route(port), credentials: () => ({ username: 'CORP\\dave', password: 'pw-ntlm', scheme }) });
+    const error = await dialer.dial({ host: 'relay.ferry.test', port: 443, caller: 'connector' }).catch((e: DialError) => e);
+    assert.ok(error instanceof DialError);
+    assert.equal(error.errorClass, 'proxy-auth-required', error.message);
+    assert.ok(!error.message.includes('pw-ntlm'));
+    return error.message;
+  };
+  const negotiateOnly = 'HTTP/1.1 407 Auth\r\nProxy-Authenticate: Negotiate\r\nContent-Length: 0\r\n\r\n';
+  assert.match(await dial([negotiateOnly], 'any'), /asks for Negotiate .*not NTLM or Basic .*does not speak Negotiate/);
+  assert.match(await dial([negotiateOnly], 'ntlm'), /asks for Negotiate .*not NTLM/);
+  const badChallenge = `HTTP/1.1 407 Auth\r\nProxy-Authenticate: NTLM ${Buffer.from('NTLMSSP\0short').toString('base64')}\r\nContent-Length: 0\r\n\r\n`;
+  assert.match(await dial([badChallenge], 'ntlm'), /sent an NTLM challenge Ferry cannot use .*malformed NTLM challenge/);
+  const challenge = Buffer.alloc(32);
+  Buffer.from('NTLMSSP\0', 'latin1').copy(challenge);
+  challenge.writeUInt32LE(2, 8);
+  const closing = `HTTP/1.1 407 Auth\r\nProxy-Authenticate: NTLM ${challenge.toString('base64')}\r\nContent-Length: 0\r\n\r\n`;
+  assert.match(await dial([closing.replace('Content-Length: 0', 'Connection: close\r\nContent-Length: 0')], 'ntlm', true), /closed the connection after its 407 during the NTLM handshake/);
+  // AUTHENTICATE sent, and the proxy still says 407 with a bare NTLM: the credentials were refused.
+  assert.match(await dial([closing, 'HTTP/1.1 407 Auth\r\nProxy-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n'], 'ntlm'), /refused the configured NTLM credentials/);
+});
+
 test('a non-HTTP answer is proxy-refused and the proxy is skipped; silence is connect-timeout', async () => {
   const garbage = await scriptedProxy(['SSH-2.0-OpenSSH_9\r\n\r\n']);
   const dialer = createDialer({ resolver: route(garbage) });

@@ -64,22 +64,35 @@ export async function httpConnect(socket: net.Socket, options: HttpConnectOption
       }
       if (head.statusCode === 407) {
         const challenges = headerValues(head, 'proxy-authenticate');
-        const next = options.authenticator?.respond(challenges);
-        if (next !== undefined && (await reader.drainBodyForReuse(head, options.timeoutMs))) {
-          authorization = next;
-          continue;
-        }
         const schemes = challengeSchemes(challenges);
         const offered = schemes.length > 0 ? schemes.join(', ') : 'none named';
-        const message = options.authenticator
-          ? `the proxy ${options.proxy} refused the configured ${options.authenticator.scheme} credentials for CONNECT ${options.target} (407; schemes offered: ${offered})`
-          : `the proxy ${options.proxy} requires authentication for CONNECT ${options.target} (407; schemes offered: ${offered}) and no proxy credentials are configured`;
-        throw new DialError('proxy-auth-required', message, {
+        const authFailure = (message: string) => new DialError('proxy-auth-required', message, {
           ...fields('proxy-auth'),
           statusCode: 407,
           statusText: head.statusText,
           schemes,
         });
+        const authenticator = options.authenticator;
+        let next: string | undefined;
+        try {
+          next = authenticator?.respond(challenges);
+        } catch (error) {
+          throw authFailure(`the proxy ${options.proxy} sent an ${authenticator!.scheme} challenge Ferry cannot use for CONNECT ${options.target}: ${(error as Error).message}`);
+        }
+        if (next !== undefined) {
+          if (await reader.drainBodyForReuse(head, options.timeoutMs)) {
+            authorization = next;
+            continue;
+          }
+          throw authFailure(`the proxy ${options.proxy} closed the connection after its 407 during the ${authenticator!.scheme} handshake for CONNECT ${options.target} (every leg must use one connection); allow persistent connections for authentication on the proxy`);
+        }
+        if (!authenticator) {
+          throw authFailure(`the proxy ${options.proxy} requires authentication for CONNECT ${options.target} (407; schemes offered: ${offered}) and no proxy credentials are configured`);
+        }
+        if (!schemes.some((scheme) => authenticator.scheme.split(' or ').includes(scheme))) {
+          throw authFailure(`the proxy ${options.proxy} asks for ${offered} for CONNECT ${options.target}, not ${authenticator.scheme} (407)${schemeAdvice(schemes)}`);
+        }
+        throw authFailure(`the proxy ${options.proxy} refused the configured ${authenticator.scheme} credentials for CONNECT ${options.target} (407; schemes offered: ${offered})`);
       }
       throw new DialError(
         'proxy-refused',
@@ -100,6 +113,14 @@ export async function httpConnect(socket: net.Socket, options: HttpConnectOption
   function fields(phase: DialPhase) {
     return { target: options.target, proxy: options.proxy, phase, elapsedMs: options.now() - started };
   }
+}
+
+/** What to configure when the proxy offers other schemes than the configured one. */
+function schemeAdvice(offered: string[]): string {
+  if (offered.includes('NTLM')) return ': set proxy.credentials.scheme to ntlm (or any)';
+  if (offered.includes('Basic')) return ': set proxy.credentials.scheme to basic (or any)';
+  if (offered.includes('Negotiate')) return ': Ferry does not speak Negotiate (Kerberos) to proxies; enable NTLM or Basic for the connector\'s account on the proxy, or allow the relay\'s address without authentication';
+  return '';
 }
 
 /** Reads proxy answers off a socket without losing the bytes that follow them. */

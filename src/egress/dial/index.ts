@@ -19,13 +19,16 @@ import { silentLogger, type Logger } from '../../shared/log.js';
 import { redact } from '../../shared/redact.js';
 import type { DialRequest, DialResult, DialTrace, Dialer, ProxyResolver, Route, RouteDecision } from '../types.js';
 import { assertValidTargetHost, httpConnect } from './http-connect.js';
-import { BasicProxyAuthenticator, type ProxyAuthenticator, type ProxyCredentials } from './proxy-auth.js';
+import { createProxyAuthenticator, type ProxyAuthenticator, type ProxyCredentials } from './proxy-auth.js';
 import { RouteHealth, formatHostPort, routeKey } from './route-health.js';
 import { socksConnect } from './socks.js';
 import { connectPinnedTls, type PinnedTlsOptions } from '../tls.js';
 import { classifySocketError, connectTcp } from './tcp.js';
 
-export { BasicProxyAuthenticator, type ProxyAuthenticator, type ProxyCredentials } from './proxy-auth.js';
+export {
+  AnyProxyAuthenticator, BasicProxyAuthenticator, createProxyAuthenticator, NtlmProxyAuthenticator, PROXY_AUTH_SCHEMES,
+  type ProxyAuthenticator, type ProxyAuthScheme, type ProxyCredentials,
+} from './proxy-auth.js';
 export { RouteHealth, routeKey } from './route-health.js';
 export { classifySocketError } from './tcp.js';
 
@@ -36,7 +39,7 @@ export interface DialerOptions {
   resolver?: ProxyResolver;
   /** Credentials for a proxy when the route itself carries none (e.g. from a secrets file). */
   credentials?: (proxy: ProxyRoute) => ProxyCredentials | undefined;
-  /** Builds the authenticator for a proxy; default: Basic when credentials exist, else none. */
+  /** Builds the authenticator for a proxy; default: by the credentials' scheme (Basic unless set), none without credentials. */
   authenticator?: (proxy: ProxyRoute, credentials: ProxyCredentials | undefined) => ProxyAuthenticator | undefined;
   /** Per-phase time limit of one attempt (TCP connect, proxy TLS, CONNECT answer). Default 10 s. */
   connectTimeoutMs?: number;
@@ -248,7 +251,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     const authenticator = options.authenticator
       ? options.authenticator(route, credentials)
       : credentials
-        ? new BasicProxyAuthenticator(credentials)
+        ? createProxyAuthenticator(credentials)
         : undefined;
     try {
       const tunnel = await httpConnect(proxySocket, {
@@ -363,7 +366,11 @@ function credentialsFromDecision(decision: RouteDecision): ProxyCredentials | un
   const configured = decision.proxyCredentials;
   if (!configured) return undefined;
   try {
-    return { username: configured.username, password: readFileSync(configured.passwordFile, 'utf8').replace(/\r?\n$/, '') };
+    return {
+      username: configured.username,
+      password: readFileSync(configured.passwordFile, 'utf8').replace(/\r?\n$/, ''),
+      ...(configured.scheme ? { scheme: configured.scheme } : {}),
+    };
   } catch (error) {
     throw new ConfigError(`cannot read the proxy password file: ${(error as Error).message}`, {
       file: configured.passwordFile, fix: 'create the file with the password on one line, readable by the service (mode 0600)',
