@@ -4,7 +4,8 @@
 // (or verified against the system roots when no CA is given).
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createDialer, proxyLabel, type DialerOptions, type EgressDialer, type ProxyRoute } from './dial/index.js';
+import { createDialer, proxyLabel, type DialerOptions, type EgressDialer, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
+import { formatHostPort } from './dial/route-health.js';
 import { connectVerifiedTls } from './tls.js';
 import type { Caller, Dialer, DialResult, ProxyResolver, Provenance, Route } from './types.js';
 import { isConnectionAuth } from '../shared/wire.js';
@@ -45,6 +46,15 @@ class EgressAgent extends http.Agent {
   }
 
   override createConnection(args: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): undefined {
+    const forward = (args as ForwardArgs)[FORWARD];
+    if (forward) {
+      // An absolute-form request: a connection to the first of the proxies that takes one.
+      (this.egress.dialer as EgressDialer).dialForwardProxy({ ...forward.app, caller: this.egress.caller, url: forward.url }, forward.proxies, forward.provenance).then(
+        (dialed) => callback?.(null, dialed.socket),
+        (error: Error) => callback?.(error, undefined as unknown as Duplex),
+      );
+      return undefined;
+    }
     const host = (args.hostname ?? args.host ?? 'localhost').replace(/^\[(.*)\]$/, '$1');
     const port = Number(args.port ?? (this.egress.tls ? 443 : 80));
     const scheme = this.egress.tls ? 'https' : 'http';
@@ -93,6 +103,16 @@ class EgressAgent extends http.Agent {
   }
 }
 
+/**
+ * Request options of an absolute-form request carry the proxies it may go through (the planned
+ * one first, then the others of the list with the same credentials) and the app it is for. An
+ * http.Agent hands a request's options to createConnection, so the agent walks them there.
+ */
+const FORWARD = 'ferryForward';
+interface ForwardArgs {
+  [FORWARD]?: { app: { host: string; port: number }; url: URL; proxies: ProxyRoute[]; provenance: Provenance };
+}
+
 export interface BackendRequesterOptions {
   /** `useDefaultProxyForBackendRequests`: off by default, backends are reached DIRECT. */
   useProxy: boolean;
@@ -129,8 +149,8 @@ export interface BackendRequestPlan {
  * Plans backend requests. With the proxy on and a `PROXY` route first, a plain-http request goes
  * to the proxy in absolute form (`GET http://app.internal/x HTTP/1.1`), as browsers do; https
  * backends (and SOCKS routes) go through a CONNECT/SOCKS tunnel with failover. The absolute form
- * uses the FIRST proxy of the list only (no failover across proxies for plain-http backends), and
- * Basic proxy credentials only.
+ * fails over across the list's proxies too (a proxy that takes no connection is skipped like in
+ * any walk), and carries Basic proxy credentials only.
  */
 export function createBackendRequester(options: BackendRequesterOptions) {
   const dialerOptions = options.dialer ?? {};
@@ -140,7 +160,7 @@ export function createBackendRequester(options: BackendRequesterOptions) {
     const set = {
       http: createEgressAgent({ dialer: routedDialer, caller: 'backend', maxSockets }),
       https: createEgressAgent({ dialer: routedDialer, caller: 'backend', maxSockets, tls: options.backendCaPem ? { caPem: options.backendCaPem } : {} }),
-      forward: createEgressAgent({ dialer: directDialer, caller: 'backend', maxSockets }),
+      forward: createEgressAgent({ dialer: routedDialer, caller: 'backend', maxSockets }),
     };
     return { ...set, destroy: () => { for (const agent of Object.values(set)) agent.destroy(); } };
   }
@@ -172,9 +192,16 @@ export function createBackendRequester(options: BackendRequesterOptions) {
       options.useProxy && options.resolver
         ? await options.resolver.resolve(url, 'backend')
         : { routes: [{ kind: 'DIRECT' } as Route], provenance: { source: 'default', detail: 'useDefaultProxyForBackendRequests is off' } };
-    const first = decision.routes[0] ?? ({ kind: 'DIRECT' } as Route);
+    // The proxy that last worked for this app first, recently failed ones last (as the dialer
+    // walks a list); a tunnel (https, SOCKS) walks the list itself when it dials.
+    const ordered = protocol === 'http:' && options.useProxy ? routedDialer.health.order(formatHostPort(host, port), decision.routes) : decision.routes;
+    const first = ordered[0] ?? ({ kind: 'DIRECT' } as Route);
     if (protocol === 'http:' && first.kind === 'PROXY') {
-      const credentials = first.username !== undefined ? { username: first.username, password: first.password ?? '' } : dialerOptions.credentials?.(first);
+      const credentials = credentialsOf(first);
+      // Proxies the request may go to instead when this one takes no connection: the next PROXY
+      // routes of the list whose credentials are the same (the Proxy-Authorization is written
+      // before the connection exists). A DIRECT or tunnel route after them is the next plan's.
+      const proxies = ordered.filter((route): route is ProxyRoute => route.kind === 'PROXY' && sameCredentials(credentialsOf(route), credentials));
       const headers: http.OutgoingHttpHeaders = { ...(base.headers as http.OutgoingHttpHeaders | undefined), host: url.host };
       // Only Basic goes with an absolute-form request: NTLM would need its handshake on the agent's
       // connection (not built), and `any` never offers the password before the proxy asks.
@@ -186,7 +213,10 @@ export function createBackendRequester(options: BackendRequesterOptions) {
         via: 'forward-proxy',
         route: first,
         provenance: decision.provenance,
-        options: { ...base, host: first.host, port: first.port, path: url.href, headers, agent: via.forward },
+        options: {
+          ...base, host: first.host, port: first.port, path: url.href, headers, agent: via.forward,
+          [FORWARD]: { app: { host, port }, url, proxies, provenance: decision.provenance },
+        } as http.RequestOptions,
       };
     }
     return {
@@ -196,6 +226,11 @@ export function createBackendRequester(options: BackendRequesterOptions) {
       provenance: decision.provenance,
       options: { ...base, host, port, path, servername: host, agent: protocol === 'https:' ? via.https : via.http } as http.RequestOptions,
     };
+  }
+
+  function credentialsOf(route: Route): ProxyCredentials | undefined {
+    if (route.kind === 'DIRECT') return undefined;
+    return route.username !== undefined ? { username: route.username, password: route.password ?? '' } : dialerOptions.credentials?.(route);
   }
 
   /** A plain-http app reached DIRECT (the backend proxy is off): what the fast paths serve. */
@@ -218,6 +253,10 @@ export function createBackendRequester(options: BackendRequesterOptions) {
     isDirectHttp,
     close: () => shared.destroy(),
   };
+}
+
+function sameCredentials(a: ProxyCredentials | undefined, b: ProxyCredentials | undefined): boolean {
+  return a?.username === b?.username && a?.password === b?.password && (a?.scheme ?? 'basic') === (b?.scheme ?? 'basic');
 }
 
 /** The host (IPv6 without brackets) and port a backend URL names. */

@@ -8,7 +8,8 @@ import https from 'node:https';
 import { createDialer, fixedRoutes } from '../../src/egress/dial/index.js';
 import { createBackendRequester, createEgressAgent } from '../../src/egress/http.js';
 import { DialError } from '../../src/shared/errors.js';
-import type { Route } from '../../src/egress/types.js';
+import type { DialTrace, Route } from '../../src/egress/types.js';
+import { freePort } from '../harness/processes.js';
 import { startSquid, type SquidInstance } from '../harness/squid.js';
 import { createTestCa, type TestCa } from '../harness/tls-server.js';
 
@@ -107,6 +108,30 @@ test('backend requests with useProxy: absolute-form GET through Squid (Basic hea
   assert.equal(body, `backend saw /orders?id=7 host=${BACKEND}:${backendPort} auth=-`);
   // Squid logs URLs without the query (strip_query_terms).
   await squid.waitForAccessLog((line) => line.includes(`GET http://${BACKEND}:${backendPort}/orders`) && line.includes('TCP_MISS/200')).catch((e: Error) => assert.fail(`${e.message}: ${squid.accessLog().join('\n')}`));
+});
+
+test('absolute-form backend requests fail over across the list: a dead proxy first, then Squid', async () => {
+  const dead = await freePort();
+  const traces: DialTrace[] = [];
+  const requester = createBackendRequester({
+    useProxy: true, resolver: fixedRoutes([{ kind: 'PROXY', host: '127.0.0.1', port: dead }, viaSquid()], 'pac'), dialer: { onTrace: (t) => traces.push(t) },
+  });
+  const first = await requester.plan(new URL(`http://${BACKEND}:${backendPort}/failover-1`));
+  assert.equal(first.via, 'forward-proxy');
+  assert.equal(first.options.port, dead, 'the list\'s first proxy is planned');
+  const { status, body } = await fetchText(http, first.options);
+  assert.equal(status, 200);
+  assert.match(body, /^backend saw \/failover-1 host=/);
+  assert.deepEqual(traces.map((t) => [t.route, t.outcome, t.errorClass ?? '', t.target]), [
+    [`PROXY 127.0.0.1:${dead}`, 'error', 'connect-refused', `${BACKEND}:${backendPort}`],
+    [`PROXY 127.0.0.1:${squid.port}`, 'ok', '', `${BACKEND}:${backendPort}`],
+  ]);
+  await squid.waitForAccessLog((line) => line.includes(`GET http://${BACKEND}:${backendPort}/failover-1`));
+  // The dead proxy is now skipped: the next request is planned to Squid straight away.
+  const second = await requester.plan(new URL(`http://${BACKEND}:${backendPort}/failover-2`));
+  assert.equal(second.options.port, squid.port);
+  assert.equal((await fetchText(http, second.options)).status, 200);
+  requester.close();
 });
 
 test('backend requests without useProxy go DIRECT: Squid sees nothing', async () => {

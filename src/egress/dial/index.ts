@@ -63,6 +63,13 @@ export interface EgressDialer extends Dialer {
    * `tlsMs` is this handshake.
    */
   dialTls(request: DialRequest, tls: Omit<PinnedTlsOptions, 'target' | 'proxy'>): Promise<DialResult & { socket: TLSSocket }>;
+  /**
+   * A connection to the first of `proxies` (plain HTTP proxies) that accepts one, for a request
+   * sent to it in absolute form: no CONNECT. The list is walked like any route list (the proxy
+   * that last worked for this target first, recently failed ones last, each failure marked), with
+   * a trace per attempt; `request` names the app the request is for.
+   */
+  dialForwardProxy(request: DialRequest, proxies: readonly ProxyRoute[], provenance: RouteDecision['provenance']): Promise<DialResult>;
   /** The failover bookkeeping (exposed for doctor output and tests). */
   readonly health: RouteHealth;
 }
@@ -162,11 +169,20 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     return result as DialResult & { socket: TLSSocket };
   }
 
-  async function walk(request: DialRequest, upgrade?: (socket: Duplex, target: string, trace: DialTrace) => Promise<Duplex>): Promise<DialResult> {
+  function dialForwardProxy(request: DialRequest, proxies: readonly ProxyRoute[], provenance: RouteDecision['provenance']): Promise<DialResult> {
+    return walk(request, undefined, { routes: [...proxies], provenance });
+  }
+
+  /**
+   * Tries the routes for `request` in health order. `upgrade` completes each attempt (e.g. TLS to
+   * the target); `forward` gives the routes (plain HTTP proxies) and asks for a connection to the
+   * proxy itself, for requests in absolute form.
+   */
+  async function walk(request: DialRequest, upgrade?: (socket: Duplex, target: string, trace: DialTrace) => Promise<Duplex>, forward?: RouteDecision): Promise<DialResult> {
     assertValidTargetHost(request.host);
     const target = formatHostPort(request.host, request.port);
     const url = request.url ?? new URL(`https://${target}/`);
-    const decision = options.resolver ? await options.resolver.resolve(url, request.caller) : DIRECT_DECISION;
+    const decision = forward ?? (options.resolver ? await options.resolver.resolve(url, request.caller) : DIRECT_DECISION);
     const routes = decision.routes.length > 0 ? decision.routes : DIRECT_DECISION.routes;
     const ordered = health.order(target, routes);
     const traces: DialTrace[] = [];
@@ -183,7 +199,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
         outcome: 'ok',
       };
       try {
-        const tunnel = await attempt(route, request, target, trace, decision);
+        const tunnel = await attempt(route, request, target, trace, decision, forward !== undefined);
         const socket = upgrade ? await upgrade(tunnel, target, trace) : tunnel;
         health.markSucceeded(target, route);
         emit(trace, traces);
@@ -215,7 +231,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     }
   }
 
-  async function attempt(route: Route, request: DialRequest, target: string, trace: DialTrace, decision: RouteDecision): Promise<Duplex> {
+  async function attempt(route: Route, request: DialRequest, target: string, trace: DialTrace, decision: RouteDecision, toProxyItself = false): Promise<Duplex> {
     const timeoutMs = request.timeoutMs ?? defaultTimeoutMs;
     if (route.kind === 'DIRECT') {
       const { socket, tcpMs } = await connectTcp({ host: request.host, port: request.port, timeoutMs, target, now, ...signalOf(request), ...lookupOpt });
@@ -225,6 +241,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     const proxy = proxyLabel(route);
     const { socket, tcpMs } = await connectTcp({ host: route.host, port: route.port, timeoutMs, target, proxy, now, ...signalOf(request), ...lookupOpt });
     trace.tcpMs = tcpMs;
+    if (toProxyItself) return socket;
     const credentials = route.username !== undefined
       ? { username: route.username, password: route.password ?? '' }
       : options.credentials?.(route) ?? credentialsFromDecision(decision);
@@ -305,7 +322,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     });
   }
 
-  return { dial, dialTls, health };
+  return { dial, dialTls, dialForwardProxy, health };
 }
 
 /** The proxy as logs may show it: scheme, user name (never the password), host and port. */
