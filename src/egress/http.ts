@@ -4,10 +4,10 @@
 // (or verified against the system roots when no CA is given).
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createDialer, proxyLabel, type DialerOptions, type EgressDialer, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
+import { createDialer, credentialsFromDecision, proxyLabel, type DialerOptions, type EgressDialer, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
 import { formatHostPort } from './dial/route-health.js';
 import { connectVerifiedTls } from './tls.js';
-import type { Caller, Dialer, DialResult, ProxyResolver, Provenance, Route } from './types.js';
+import type { Caller, Dialer, DialResult, ProxyResolver, Provenance, Route, RouteDecision } from './types.js';
 import { isConnectionAuth } from '../shared/wire.js';
 
 export interface EgressTlsOptions {
@@ -197,11 +197,11 @@ export function createBackendRequester(options: BackendRequesterOptions) {
     const ordered = protocol === 'http:' && options.useProxy ? routedDialer.health.order(formatHostPort(host, port), decision.routes) : decision.routes;
     const first = ordered[0] ?? ({ kind: 'DIRECT' } as Route);
     if (protocol === 'http:' && first.kind === 'PROXY') {
-      const credentials = credentialsOf(first);
+      const credentials = credentialsOf(first, decision);
       // Proxies the request may go to instead when this one takes no connection: the next PROXY
       // routes of the list whose credentials are the same (the Proxy-Authorization is written
       // before the connection exists). A DIRECT or tunnel route after them is the next plan's.
-      const proxies = ordered.filter((route): route is ProxyRoute => route.kind === 'PROXY' && sameCredentials(credentialsOf(route), credentials));
+      const proxies = ordered.filter((route): route is ProxyRoute => route.kind === 'PROXY' && sameCredentials(credentialsOf(route, decision), credentials));
       const headers: http.OutgoingHttpHeaders = { ...(base.headers as http.OutgoingHttpHeaders | undefined), host: url.host };
       // Only Basic goes with an absolute-form request: NTLM would need its handshake on the agent's
       // connection (not built), and `any` never offers the password before the proxy asks.
@@ -228,9 +228,11 @@ export function createBackendRequester(options: BackendRequesterOptions) {
     };
   }
 
-  function credentialsOf(route: Route): ProxyCredentials | undefined {
+  /** As the dialer finds them for CONNECT: the route's own, the per-proxy lookup, the configured ones. */
+  function credentialsOf(route: Route, decision: RouteDecision): ProxyCredentials | undefined {
     if (route.kind === 'DIRECT') return undefined;
-    return route.username !== undefined ? { username: route.username, password: route.password ?? '' } : dialerOptions.credentials?.(route);
+    if (route.username !== undefined) return { username: route.username, password: route.password ?? '' };
+    return dialerOptions.credentials?.(route) ?? credentialsFromDecision(decision);
   }
 
   /** A plain-http app reached DIRECT (the backend proxy is off): what the fast paths serve. */

@@ -4,6 +4,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import https from 'node:https';
 import { createDialer, fixedRoutes } from '../../src/egress/dial/index.js';
 import { createBackendRequester, createEgressAgent } from '../../src/egress/http.js';
@@ -132,6 +135,22 @@ test('absolute-form backend requests fail over across the list: a dead proxy fir
   assert.equal(second.options.port, squid.port);
   assert.equal((await fetchText(http, second.options)).status, 200);
   requester.close();
+});
+
+test('absolute-form backend requests take the configured proxy.credentials (Basic only; never an NTLM password in Basic)', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ferry-creds-'));
+  const passwordFile = path.join(dir, 'proxy.password');
+  writeFileSync(passwordFile, 'carol-pw\n', { mode: 0o600 });
+  const requester = (scheme?: 'ntlm') => createBackendRequester({
+    useProxy: true,
+    resolver: { resolve: async () => ({ routes: [viaSquid()], provenance: { source: 'config', detail: 'test' }, proxyCredentials: { username: 'carol', passwordFile, ...(scheme ? { scheme } : {}) } }) },
+  });
+  const basic = await requester().plan(new URL(`http://${BACKEND}:${backendPort}/with-creds`));
+  assert.equal((basic.options.headers as Record<string, string>)['proxy-authorization'], `Basic ${Buffer.from('carol:carol-pw').toString('base64')}`);
+  assert.equal((await fetchText(http, basic.options)).status, 200);
+  const ntlm = await requester('ntlm').plan(new URL(`http://${BACKEND}:${backendPort}/with-creds`));
+  assert.equal((ntlm.options.headers as Record<string, string>)['proxy-authorization'], undefined);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('backend requests without useProxy go DIRECT: Squid sees nothing', async () => {

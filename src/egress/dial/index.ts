@@ -379,7 +379,7 @@ function signalOf(request: DialRequest): { signal?: AbortSignal } {
  * Credentials the resolver attached to a decision (proxy.credentials in the service's settings):
  * the password is read from its file at dial time, so a rotated password needs no restart.
  */
-function credentialsFromDecision(decision: RouteDecision): ProxyCredentials | undefined {
+export function credentialsFromDecision(decision: RouteDecision): ProxyCredentials | undefined {
   const configured = decision.proxyCredentials;
   if (!configured) return undefined;
   try {
