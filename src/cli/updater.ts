@@ -1,9 +1,8 @@
 // `ferry updater run`: the updater service, with its own proxy settings (caller `updater`).
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { createLogger } from '../shared/log.js';
 import { createProxyResolver, loadProxyResolverOptions } from '../egress/resolve/index.js';
-import { createDialer, type ProxyCredentials } from '../egress/dial/index.js';
+import { createDialer, readProxyCredentials, type ProxyCredentials } from '../egress/dial/index.js';
 import { loadUpdaterConfig } from '../updater/config.js';
 import { loadConnectorState } from '../connector/state.js';
 import { ConfigError } from '../shared/errors.js';
@@ -34,13 +33,8 @@ export function registerUpdaterCommands(program: Command): void {
       const resolver = createProxyResolver(resolverOptions);
       const layer = resolverOptions.layers?.updater;
       // Proxy credentials (YAML `proxy.credentials`): the password is read from its file when needed, never logged.
-      const credentials = layer?.credentials
-        ? (): ProxyCredentials => ({
-          username: layer.credentials!.username,
-          password: readFileSync(layer.credentials!.passwordFile, 'utf8').trim(),
-          ...(layer.credentials!.scheme ? { scheme: layer.credentials!.scheme } : {}),
-        })
-        : undefined;
+      const configured = layer?.credentials;
+      const credentials = configured ? (): ProxyCredentials | undefined => readProxyCredentials(configured) : undefined;
       const dialer = createDialer({ resolver, logger, ...(credentials ? { credentials } : {}) });
       const service = new Updater(config, logger, { dialer });
       logger.info({ installDir: config.installDir, channel: config.channel, relayUrl: config.relayUrl, proxySettings: config.proxySettingsFile }, 'updater starting');

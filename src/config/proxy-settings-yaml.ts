@@ -29,13 +29,32 @@ const proxySectionSchema = z
     autoDetect: z.boolean(),
     scriptLocation: z.string(),
     bypassList: z.array(z.string()),
-    credentials: z.object({ username: z.string().min(1), passwordFile: z.string().min(1), scheme: z.enum(['basic', 'ntlm', 'any']).optional() }).strict(),
+    credentials: z
+      .object({
+        username: z.string().min(1).optional(),
+        passwordFile: z.string().min(1).optional(),
+        scheme: z.enum(['basic', 'ntlm', 'any', 'negotiate']).optional(),
+        keytab: z.string().min(1).optional(),
+      })
+      .strict()
+      .superRefine((credentials, ctx) => {
+        if (credentials.scheme === 'negotiate') {
+          if (credentials.passwordFile !== undefined) {
+            ctx.addIssue({ code: 'custom', path: ['passwordFile'], message: 'scheme negotiate uses the service\'s Kerberos identity (keytab, or the credential cache), never a password: remove passwordFile' });
+          }
+          return;
+        }
+        for (const key of ['username', 'passwordFile'] as const) {
+          if (credentials[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} is required for scheme ${credentials.scheme ?? 'basic'} (username and passwordFile)` });
+        }
+        if (credentials.keytab !== undefined) ctx.addIssue({ code: 'custom', path: ['keytab'], message: 'keytab is for scheme negotiate only' });
+      }),
     wpad: z.object({ domainSuffix: domainSuffix, dnsServers: z.array(dnsServer).min(1), port: z.number().int().min(1).max(65535) }).partial().strict(),
   })
   .partial()
   .strict();
 
-const KEYS = 'enabled, useDefaultCredentials, address, bypassOnLocal, useSystemDefault, autoDetect, scriptLocation, bypassList, credentials {username, passwordFile, scheme: basic|ntlm|any}, wpad {domainSuffix, dnsServers, port}';
+const KEYS = 'enabled, useDefaultCredentials, address, bypassOnLocal, useSystemDefault, autoDetect, scriptLocation, bypassList, credentials {username, passwordFile, scheme: basic|ntlm|any|negotiate, keytab}, wpad {domainSuffix, dnsServers, port}';
 
 export function parseYamlProxyConfig(text: string, file: string): ProxySettingsLayer {
   const lineCounter = new LineCounter();

@@ -252,6 +252,8 @@ proxy:
 test('YAML: proxy.credentials.scheme (basic, ntlm, any) is kept with the credentials', () => {
   const layer = parse('proxy:\n  credentials:\n    username: CORP\\svc\n    passwordFile: /etc/ferry/p\n    scheme: ntlm\n');
   assert.deepEqual(layer.credentials, { username: 'CORP\\svc', passwordFile: '/etc/ferry/p', scheme: 'ntlm' });
+  const kerberos = parse('proxy:\n  credentials:\n    scheme: negotiate\n    keytab: /etc/ferry/ferry.keytab\n');
+  assert.deepEqual(kerberos.credentials, { scheme: 'negotiate', keytab: '/etc/ferry/ferry.keytab' });
 });
 
 test('YAML: https and socks5 proxies are allowed, a bare host:port is not', () => {
@@ -269,7 +271,10 @@ const yamlErrors: { text: string; line: number; message: RegExp; fix?: RegExp }[
   { text: 'proxy:\n  wpad:\n    dnsServers: [dns.corp]\n', line: 3, message: /dnsServers.0: must be an IP address/ },
   { text: 'proxy:\n  wpad:\n    domainSuffix: corp\n', line: 3, message: /at least two labels/ },
   { text: 'proxy:\n  credentials:\n    username: a\n    password: b\n', line: 4, message: /unknown key "proxy.credentials.password"/ },
-  { text: 'proxy:\n  credentials:\n    username: a\n    passwordFile: /p\n    scheme: kerberos\n', line: 5, message: /proxy.credentials.scheme: .*'basic' \| 'ntlm' \| 'any'/ },
+  { text: 'proxy:\n  credentials:\n    username: a\n    passwordFile: /p\n    scheme: kerberos\n', line: 5, message: /proxy.credentials.scheme: .*'basic' \| 'ntlm' \| 'any' \| 'negotiate'/ },
+  { text: 'proxy:\n  credentials:\n    username: a\n', line: 3, message: /proxy.credentials.passwordFile: passwordFile is required for scheme basic/ },
+  { text: 'proxy:\n  credentials:\n    scheme: negotiate\n    passwordFile: /p\n', line: 4, message: /never a password: remove passwordFile/ },
+  { text: 'proxy:\n  credentials:\n    username: a\n    passwordFile: /p\n    keytab: /k\n', line: 5, message: /keytab is for scheme negotiate only/ },
   { text: 'proxy:\n  scriptLocation: proxy.pac\n', line: 2, message: /not an absolute http, https or file URL/ },
   { text: 'proxy: [1, 2]\n', line: 1, message: /Expected object/ },
   { text: 'proxy:\n  enabled: true\n   address: x\n', line: 2, message: /malformed YAML/ },

@@ -42,6 +42,19 @@ export interface BypassEntry {
   origin: SettingOrigin;
 }
 
+/**
+ * Ferry extra (YAML only): how the services authenticate to the proxy. basic, ntlm and any need
+ * `username` and `passwordFile` (the password is read at dial time, never kept in config);
+ * negotiate uses the service's Kerberos identity: `keytab`, else the credential cache, and
+ * `username` names the principal when the keytab holds several.
+ */
+export interface ConfiguredProxyCredentials {
+  username?: string;
+  passwordFile?: string;
+  scheme?: 'basic' | 'ntlm' | 'any' | 'negotiate';
+  keytab?: string;
+}
+
 export interface ProxySettingsLayer {
   file: string;
   format: 'dotnet-config' | 'ferry-yaml';
@@ -65,7 +78,7 @@ export interface ProxySettingsLayer {
   };
   bypassList: BypassEntry[];
   /** Ferry extra (YAML only): proxy credentials, password read from a file by the dialer. */
-  credentials?: { username: string; passwordFile: string; scheme?: 'basic' | 'ntlm' | 'any' };
+  credentials?: ConfiguredProxyCredentials;
   /** Ferry extra (YAML only): WPAD discovery settings. */
   /** `port`: where wpad.dat is served (default 80; for test networks). */
   wpad?: { domainSuffix?: string; dnsServers?: string[]; port?: number };

@@ -4,6 +4,7 @@
 //
 // This file holds the contracts every other egress module and every caller codes against.
 import type { Duplex } from 'node:stream';
+import type { ConfiguredProxyCredentials } from '../config/proxy-settings.js';
 
 /** Which service asks: each has its own proxy configuration (DESIGN.md "Proxy resolution"). */
 export type Caller = 'connector' | 'updater' | 'backend';
@@ -33,7 +34,7 @@ export interface RouteDecision {
   routes: Route[];
   provenance: Provenance;
   /** Configured proxy credentials for PROXY/HTTPS routes (password read from the file by the dialer). */
-  proxyCredentials?: { username: string; passwordFile: string; scheme?: 'basic' | 'ntlm' | 'any' };
+  proxyCredentials?: ConfiguredProxyCredentials;
 }
 
 /** Answers "how do I reach URL X?" for one caller. */

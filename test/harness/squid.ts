@@ -5,6 +5,8 @@
 // - ntlm: NTLM authentication required, through Squid's ntlm_fake_auth helper (it runs the
 //   handshake and reports the user and domain of the AUTHENTICATE message without checking the
 //   response: the NTLMv2 computation itself is tested against MS-NLMP's vectors);
+// - negotiate: Negotiate (Kerberos) required, through negotiate_kerberos_auth with the service
+//   principal's keytab from a test KDC (test/harness/kdc.ts);
 // - deny: every request refused (403);
 // - bump: TLS-inspecting proxy (ssl-bump) with its own CA, generated here with openssl.
 // `allowPorts` / `denyPorts` add port rules (403) to any mode. Names resolve through `hosts`
@@ -15,7 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { cleanupOnExit, freePort, spawnManaged, stopChild, waitFor, waitForPort } from './processes.js';
 
-export type SquidMode = 'open' | 'auth' | 'ntlm' | 'deny' | 'bump';
+export type SquidMode = 'open' | 'auth' | 'ntlm' | 'negotiate' | 'deny' | 'bump';
 
 export interface SquidOptions {
   mode: SquidMode;
@@ -36,6 +38,8 @@ export interface SquidOptions {
   startTimeoutMs?: number;
   /** Extra squid.conf lines (acl / http_access) placed before every other access rule, e.g. a pasted snippet. */
   accessRules?: string;
+  /** Mode 'negotiate': the KDC's krb5.conf, and the keytab of the proxy's HTTP/ service principal. */
+  kerberos?: { configFile: string; keytab: string; servicePrincipal: string };
   /** Serve the proxy over TLS (an "HTTPS proxy", Squid's https_port) with this certificate. */
   tlsListener?: { certPem: string; keyPem: string };
 }
@@ -56,6 +60,7 @@ export interface SquidInstance {
 const CERTGEN = '/usr/lib/squid/security_file_certgen';
 const NCSA = '/usr/lib/squid/basic_ncsa_auth';
 const NTLM_FAKE = '/usr/lib/squid/ntlm_fake_auth';
+const NEGOTIATE_KERBEROS = '/usr/lib/squid/negotiate_kerberos_auth';
 
 export async function startSquid(options: SquidOptions): Promise<SquidInstance> {
   const dir = mkdtempSync(path.join(tmpdir(), `ferry-squid-${options.mode}-`));
@@ -124,6 +129,15 @@ export async function startSquid(options: SquidOptions): Promise<SquidInstance> 
   if (options.mode === 'ntlm') {
     lines.push(`auth_param ntlm program ${NTLM_FAKE}`, 'auth_param ntlm children 2', 'auth_param ntlm keep_alive on', 'acl authed proxy_auth REQUIRED', 'http_access deny !authed');
   }
+  if (options.mode === 'negotiate') {
+    const kerberos = options.kerberos;
+    if (!kerberos) throw new Error('squid mode negotiate needs options.kerberos');
+    execFileSync('chown', ['proxy:proxy', kerberos.keytab]);
+    lines.push(
+      `auth_param negotiate program ${NEGOTIATE_KERBEROS} -k ${kerberos.keytab} -s ${kerberos.servicePrincipal}`,
+      'auth_param negotiate children 2', 'auth_param negotiate keep_alive on', 'acl authed proxy_auth REQUIRED', 'http_access deny !authed',
+    );
+  }
   if (options.mode === 'deny') lines.push('http_access deny all');
   lines.push('http_access allow localdst', 'http_access deny all');
   writeFileSync(path.join(dir, 'squid.conf'), `${lines.join('\n')}\n`);
@@ -133,7 +147,8 @@ export async function startSquid(options: SquidOptions): Promise<SquidInstance> 
   // so instances started side by side, or after one that was killed, never collide on them.
   const serviceName = `ferry${path.basename(dir).replace(/[^A-Za-z0-9]/g, '')}`;
   const forgetShm = cleanupOnExit(() => removeSharedMemory(serviceName));
-  const child = spawnManaged('/usr/sbin/squid', ['-n', serviceName, '-f', path.join(dir, 'squid.conf'), '-N', '-d1'], { cwd: dir });
+  const env = options.kerberos ? { ...process.env, KRB5_CONFIG: options.kerberos.configFile, KRB5RCACHETYPE: 'none' } : process.env;
+  const child = spawnManaged('/usr/sbin/squid', ['-n', serviceName, '-f', path.join(dir, 'squid.conf'), '-N', '-d1'], { cwd: dir, env });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -1,14 +1,17 @@
 // The dialer against a real Squid on loopback: CONNECT 200 (and the access.log line), 407 with
-// and without Basic credentials, port rules (403), an unreachable upstream, and failover from a
-// dead proxy. The relay is named relay.ferry.test, a name only Squid resolves (its hosts_file).
+// and without Basic credentials, NTLM (ntlm_fake_auth) and Negotiate (a test KDC), port rules
+// (403), an unreachable upstream, and failover from a dead proxy. The relay is named
+// relay.ferry.test, a name only Squid resolves (its hosts_file).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createDialer, fixedRoutes, RoutesExhaustedError } from '../../src/egress/dial/index.js';
 import { connectPinnedTls } from '../../src/egress/tls.js';
 import { DialError } from '../../src/shared/errors.js';
 import type { DialTrace, Route } from '../../src/egress/types.js';
 import { startSquid, type SquidInstance } from '../harness/squid.js';
+import { kdcUnavailable, startKdc, type Kdc } from '../harness/kdc.js';
 import { startTlsEchoServer, type TlsEchoServer } from '../harness/tls-server.js';
 import { freePort } from '../harness/processes.js';
 
@@ -233,5 +236,59 @@ describe('NTLM proxy authentication (Squid with ntlm_fake_auth)', () => {
     assert.equal(second.errorClass, 'proxy-auth-required');
     assert.match(second.message, /asks for Basic .* not NTLM .*scheme to basic/);
     assert.ok(!`${first.message}${second.message}`.includes('s3cret') && !first.message.includes('pw-basic'));
+  });
+});
+
+describe('Negotiate (Kerberos) proxy authentication (a test KDC, Squid with negotiate_kerberos_auth)', { skip: kdcUnavailable() }, () => {
+  const PROXY_NAME = 'proxy.ferry.test';
+  let kdc: Kdc;
+  let kerberos: SquidInstance;
+  let connectorKeytab: string;
+  // The proxy is named by the host of its service principal (Kerberos has no ticket for an
+  // address); only this test's lookup knows the name.
+  const lookup = ((host: string, options: unknown, callback: (error: Error | null, address: string | { address: string; family: number }[], family?: number) => void) => {
+    if (host !== PROXY_NAME) return callback(Object.assign(new Error(`unknown host ${host}`), { code: 'ENOTFOUND' }), '', 4);
+    return (options as { all?: boolean }).all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4);
+  }) as unknown as net.LookupFunction;
+  const saved = { config: process.env.KRB5_CONFIG, cache: process.env.KRB5CCNAME, keytab: process.env.KRB5_CLIENT_KTNAME };
+
+  before(async () => {
+    kdc = await startKdc();
+    const servicePrincipal = `HTTP/${PROXY_NAME}@${kdc.realm}`;
+    kerberos = await startSquid({ mode: 'negotiate', hosts: { [RELAY]: '127.0.0.1' }, kerberos: { configFile: kdc.configFile, keytab: kdc.keytabFor(servicePrincipal), servicePrincipal } });
+    connectorKeytab = kdc.keytabFor('svc-ferry');
+    // GSSAPI reads its settings from the environment of this process (as the connector's from its unit).
+    process.env.KRB5_CONFIG = kdc.configFile;
+    process.env.KRB5CCNAME = 'MEMORY:ferry-test';
+  });
+  after(async () => {
+    for (const [name, value] of [['KRB5_CONFIG', saved.config], ['KRB5CCNAME', saved.cache], ['KRB5_CLIENT_KTNAME', saved.keytab]] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    await Promise.allSettled([kerberos?.stop(), kdc?.stop()]);
+  });
+
+  const route = (): Route => ({ kind: 'PROXY', host: PROXY_NAME, port: kerberos.port });
+
+  test('scheme negotiate with a keytab: a ticket for HTTP/proxy, the tunnel works, Squid logs the principal', async () => {
+    const dialer = createDialer({ resolver: fixedRoutes([route()]), lookup, credentials: () => ({ username: '', password: '', scheme: 'negotiate', keytab: connectorKeytab }) });
+    const result = await dialer.dial({ host: RELAY, port: relay.port, caller: 'connector' });
+    assert.equal(await pinnedEcho(result.socket, 'over kerberos'), 'over kerberos');
+    const line = await kerberos.waitForAccessLog((l) => l.includes('TCP_TUNNEL/200') && l.includes(`CONNECT ${RELAY}:${relay.port}`));
+    assert.match(line, new RegExp(` svc-ferry@${kdc.realm} `));
+  });
+
+  test('without Kerberos credentials, or to a proxy named by address: proxy-auth-required saying why', async () => {
+    delete process.env.KRB5_CLIENT_KTNAME;
+    process.env.KRB5CCNAME = 'MEMORY:ferry-test-empty';
+    const noIdentity = createDialer({ resolver: fixedRoutes([route()]), lookup, credentials: () => ({ username: '', password: '', scheme: 'negotiate' }) });
+    const first = await rejection(noIdentity.dial({ host: RELAY, port: relay.port, caller: 'connector' }));
+    assert.equal(first.errorClass, 'proxy-auth-required');
+    assert.match(first.message, /could not produce Negotiate credentials .*no Kerberos ticket for HTTP@proxy\.ferry\.test/);
+    const byAddress = createDialer({ resolver: fixedRoutes([{ kind: 'PROXY', host: '127.0.0.1', port: kerberos.port }]), credentials: () => ({ username: '', password: '', scheme: 'negotiate', keytab: connectorKeytab }) });
+    const second = await rejection(byAddress.dial({ host: RELAY, port: relay.port, caller: 'connector' }));
+    assert.equal(second.errorClass, 'proxy-auth-required');
+    assert.match(second.message, /no Kerberos ticket for HTTP@127\.0\.0\.1.*host of its HTTP\/ service principal/);
   });
 });

@@ -49,8 +49,16 @@ export async function httpConnect(socket: net.Socket, options: HttpConnectOption
   }
   const reader = new ProxyAnswerReader(socket);
   const authority = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
-  let authorization = options.authenticator?.initial();
+  let authorization: string | undefined;
   try {
+    try {
+      authorization = await options.authenticator?.initial();
+    } catch (error) {
+      // Nothing was sent yet: the credentials themselves could not be made (e.g. no Kerberos ticket).
+      throw new DialError('proxy-auth-required', `could not produce ${options.authenticator!.scheme} credentials for the proxy ${options.proxy} (CONNECT ${options.target}): ${(error as Error).message}`, {
+        ...fields('proxy-auth'),
+      });
+    }
     for (let leg = 0; leg < MAX_AUTH_LEGS; leg += 1) {
       socket.write(
         `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n` +
@@ -75,7 +83,7 @@ export async function httpConnect(socket: net.Socket, options: HttpConnectOption
         const authenticator = options.authenticator;
         let next: string | undefined;
         try {
-          next = authenticator?.respond(challenges);
+          next = await authenticator?.respond(challenges);
         } catch (error) {
           throw authFailure(`the proxy ${options.proxy} sent an ${authenticator!.scheme} challenge Ferry cannot use for CONNECT ${options.target}: ${(error as Error).message}`);
         }
@@ -119,7 +127,7 @@ export async function httpConnect(socket: net.Socket, options: HttpConnectOption
 function schemeAdvice(offered: string[]): string {
   if (offered.includes('NTLM')) return ': set proxy.credentials.scheme to ntlm (or any)';
   if (offered.includes('Basic')) return ': set proxy.credentials.scheme to basic (or any)';
-  if (offered.includes('Negotiate')) return ': Ferry does not speak Negotiate (Kerberos) to proxies; enable NTLM or Basic for the connector\'s account on the proxy, or allow the relay\'s address without authentication';
+  if (offered.includes('Negotiate')) return ': set proxy.credentials.scheme to negotiate, with the service\'s Kerberos keytab (proxy.credentials.keytab)';
   return '';
 }
 

@@ -1,6 +1,6 @@
 // src/egress/dial — the Dialer: resolves the ordered route list for a target, walks it (DIRECT,
 // HTTP CONNECT, HTTPS proxy, SOCKS5/4), fails over, remembers failed proxies and the last good
-// route, and records one DialTrace per attempt. May import src/shared and ../types only.
+// route, and records one DialTrace per attempt. May import src/shared, ../types and config types.
 //
 // Failover policy (README, "Failover"):
 // - any DialError on a route moves on to the next route;
@@ -18,6 +18,7 @@ import { ConfigError, DialError, type DialPhase } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
 import { redact } from '../../shared/redact.js';
 import type { DialRequest, DialResult, DialTrace, Dialer, ProxyResolver, Route, RouteDecision } from '../types.js';
+import type { ConfiguredProxyCredentials } from '../../config/proxy-settings.js';
 import { assertValidTargetHost, httpConnect } from './http-connect.js';
 import { createProxyAuthenticator, type ProxyAuthenticator, type ProxyCredentials } from './proxy-auth.js';
 import { RouteHealth, formatHostPort, routeKey } from './route-health.js';
@@ -26,7 +27,7 @@ import { connectPinnedTls, type PinnedTlsOptions } from '../tls.js';
 import { classifySocketError, connectTcp } from './tcp.js';
 
 export {
-  AnyProxyAuthenticator, BasicProxyAuthenticator, createProxyAuthenticator, NtlmProxyAuthenticator, PROXY_AUTH_SCHEMES,
+  AnyProxyAuthenticator, BasicProxyAuthenticator, createProxyAuthenticator, NegotiateProxyAuthenticator, NtlmProxyAuthenticator, PROXY_AUTH_SCHEMES,
   type ProxyAuthenticator, type ProxyAuthScheme, type ProxyCredentials,
 } from './proxy-auth.js';
 export { RouteHealth, routeKey } from './route-health.js';
@@ -256,7 +257,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
         proxy,
         timeoutMs,
         now,
-        ...(credentials ? { username: credentials.username, password: credentials.password } : {}),
+        ...(credentials && credentials.scheme !== 'negotiate' ? { username: credentials.username, password: credentials.password } : {}),
       });
     }
     let proxySocket: net.Socket = socket;
@@ -268,7 +269,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     const authenticator = options.authenticator
       ? options.authenticator(route, credentials)
       : credentials
-        ? createProxyAuthenticator(credentials)
+        ? createProxyAuthenticator(credentials, route.host)
         : undefined;
     try {
       const tunnel = await httpConnect(proxySocket, {
@@ -380,8 +381,15 @@ function signalOf(request: DialRequest): { signal?: AbortSignal } {
  * the password is read from its file at dial time, so a rotated password needs no restart.
  */
 export function credentialsFromDecision(decision: RouteDecision): ProxyCredentials | undefined {
-  const configured = decision.proxyCredentials;
-  if (!configured) return undefined;
+  return decision.proxyCredentials ? readProxyCredentials(decision.proxyCredentials) : undefined;
+}
+
+/** Configured credentials as the authenticators take them (the password read from its file now). */
+export function readProxyCredentials(configured: ConfiguredProxyCredentials): ProxyCredentials | undefined {
+  if (configured.scheme === 'negotiate') {
+    return { username: configured.username ?? '', password: '', scheme: 'negotiate', ...(configured.keytab ? { keytab: configured.keytab } : {}) };
+  }
+  if (configured.passwordFile === undefined || configured.username === undefined) return undefined;
   try {
     return {
       username: configured.username,

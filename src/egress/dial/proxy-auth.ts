@@ -1,8 +1,9 @@
 // Proxy authentication for CONNECT: the seam for every scheme and its implementations: Basic,
-// NTLM (NTLMv2, ./ntlm.ts), and `any`, which lets the proxy's first 407 choose between them.
-// Connection-oriented schemes (NTLM) authenticate the TCP connection, not the request, so the
-// CONNECT loop runs every leg on the same socket. Negotiate (Kerberos) needs a ticket from a KDC
-// and is not spoken: a proxy that offers only Negotiate gets a clear refusal.
+// NTLM (NTLMv2, ./ntlm.ts), `any` (the proxy's first 407 chooses between NTLM and Basic), and
+// Negotiate (Kerberos through GSSAPI, the optional `kerberos` module, with the service's own
+// Kerberos identity: a keytab or credential cache, no password). Connection-oriented schemes
+// authenticate the TCP connection, not the request, so the CONNECT loop runs every leg on the
+// same socket.
 import { ConfigError } from '../../shared/errors.js';
 import { challengeFor } from './connect-response.js';
 import { authenticateMessage, negotiateMessage, ntlmIdentity, parseChallengeMessage, type NtlmIdentity } from './ntlm.js';
@@ -11,16 +12,20 @@ import { authenticateMessage, negotiateMessage, ntlmIdentity, parseChallengeMess
  * How the credentials are offered: `basic` with the first CONNECT (the default); `ntlm`, the
  * NTLMv2 handshake; `any`, the first CONNECT without credentials and then NTLM when the proxy
  * offers it, else Basic (curl's --proxy-anyauth), so the password never goes out in Basic to a
- * proxy that did not ask for it.
+ * proxy that did not ask for it; `negotiate`, a Kerberos ticket for HTTP/<proxy host>.
  */
-export type ProxyAuthScheme = 'basic' | 'ntlm' | 'any';
-export const PROXY_AUTH_SCHEMES: readonly ProxyAuthScheme[] = ['basic', 'ntlm', 'any'];
+export type ProxyAuthScheme = 'basic' | 'ntlm' | 'any' | 'negotiate';
+export const PROXY_AUTH_SCHEMES: readonly ProxyAuthScheme[] = ['basic', 'ntlm', 'any', 'negotiate'];
 
 export interface ProxyCredentials {
+  /** Negotiate: the Kerberos principal to use, or '' for the keytab's or cache's default. */
   username: string;
+  /** '' for Negotiate, which never sees a password. */
   password: string;
   /** Default: basic. */
   scheme?: ProxyAuthScheme;
+  /** Negotiate: the client keytab holding the service's Kerberos key (else the credential cache). */
+  keytab?: string;
 }
 
 /**
@@ -35,13 +40,13 @@ export interface ProxyAuthenticator {
    * The Proxy-Authorization value to send with the first CONNECT, or undefined to send the first
    * CONNECT without one and wait for the proxy's challenge.
    */
-  initial(): string | undefined;
+  initial(): string | undefined | Promise<string | undefined>;
   /**
    * The next Proxy-Authorization value, given the Proxy-Authenticate values of a 407 (e.g. the
    * NTLM type-2 message), or undefined when this scheme cannot continue (not offered, or the
    * credentials were already refused).
    */
-  respond(challenges: string[]): string | undefined;
+  respond(challenges: string[]): string | undefined | Promise<string | undefined>;
 }
 
 /**
@@ -81,11 +86,13 @@ export class BasicProxyAuthenticator implements ProxyAuthenticator {
   }
 }
 
-/** The authenticator for configured credentials, by their scheme. */
-export function createProxyAuthenticator(credentials: ProxyCredentials): ProxyAuthenticator {
+/** The authenticator for configured credentials, by their scheme, for the proxy named `proxyHost`. */
+export function createProxyAuthenticator(credentials: ProxyCredentials, proxyHost: string): ProxyAuthenticator {
   switch (credentials.scheme ?? 'basic') {
     case 'ntlm':
       return new NtlmProxyAuthenticator(credentials);
+    case 'negotiate':
+      return new NegotiateProxyAuthenticator(credentials, proxyHost);
     case 'any':
       return new AnyProxyAuthenticator(credentials);
     default:
@@ -141,7 +148,7 @@ export class AnyProxyAuthenticator implements ProxyAuthenticator {
     return undefined;
   }
 
-  respond(challenges: string[]): string | undefined {
+  respond(challenges: string[]): string | undefined | Promise<string | undefined> {
     if (this.chosen) return this.chosen.respond(challenges);
     if (challengeFor(challenges, 'NTLM') !== undefined) {
       this.chosen = new NtlmProxyAuthenticator(this.credentials);
@@ -160,5 +167,64 @@ export class AnyProxyAuthenticator implements ProxyAuthenticator {
 
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return `AnyProxyAuthenticator { scheme: "${this.scheme}" }`;
+  }
+}
+
+/** The optional `kerberos` module (GSSAPI), loaded on first use. */
+type KerberosModule = typeof import('kerberos');
+let kerberosModule: Promise<KerberosModule> | undefined;
+function loadKerberos(): Promise<KerberosModule> {
+  kerberosModule ??= import('kerberos').then(
+    (loaded) => ((loaded as { default?: KerberosModule }).default ?? loaded) as KerberosModule,
+    () => {
+      kerberosModule = undefined;
+      throw new Error('the optional kerberos module is not installed (it needs libkrb5-dev when npm installs it): install libkrb5-dev and run npm install, or use scheme ntlm or basic');
+    },
+  );
+  return kerberosModule;
+}
+
+/**
+ * Negotiate (RFC 4559) with Kerberos: a SPNEGO token for the service principal HTTP/<proxy host>
+ * with the first CONNECT (the proxy would ask for it anyway), and the next step for a 407 that
+ * continues the exchange. The identity is the service's own: `keytab` (GSSAPI's client keytab,
+ * KRB5_CLIENT_KTNAME, one for the process) or the default credential cache. The proxy must be
+ * named by the host name its principal carries: Kerberos has no ticket for an address.
+ */
+export class NegotiateProxyAuthenticator implements ProxyAuthenticator {
+  readonly scheme = 'Negotiate';
+  private client: Awaited<ReturnType<KerberosModule['initializeClient']>> | undefined;
+  private legs = 0;
+
+  constructor(private readonly credentials: ProxyCredentials, private readonly proxyHost: string) {}
+
+  async initial(): Promise<string | undefined> {
+    const kerberos = await loadKerberos();
+    if (this.credentials.keytab) process.env.KRB5_CLIENT_KTNAME = this.credentials.keytab;
+    const service = `HTTP@${this.proxyHost}`;
+    try {
+      this.client = await kerberos.initializeClient(service, {
+        mechOID: kerberos.GSS_MECH_OID_SPNEGO,
+        ...(this.credentials.username ? { principal: this.credentials.username } : {}),
+      });
+      return `Negotiate ${await this.client.step('')}`;
+    } catch (error) {
+      throw new Error(`no Kerberos ticket for ${service}: ${(error as Error).message.trim()} (the proxy must be named by the host of its HTTP/ service principal, and the service's keytab or credential cache must hold a valid identity)`);
+    }
+  }
+
+  async respond(challenges: string[]): Promise<string | undefined> {
+    const token = challengeFor(challenges, 'Negotiate');
+    // A bare "Negotiate" after our token: the ticket was refused. A token: the exchange goes on.
+    if (!this.client || !token || ++this.legs > 2) return undefined;
+    return `Negotiate ${await this.client.step(token)}`;
+  }
+
+  toJSON(): Record<string, string> {
+    return { scheme: this.scheme };
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return 'NegotiateProxyAuthenticator { scheme: "Negotiate" }';
   }
 }
