@@ -170,12 +170,19 @@ export class AnyProxyAuthenticator implements ProxyAuthenticator {
   }
 }
 
-/** The optional `kerberos` module (GSSAPI), loaded on first use. */
-type KerberosModule = typeof import('kerberos');
+/**
+ * The part of the optional `kerberos` module (GSSAPI) Negotiate uses, declared here: the module may
+ * be missing (it builds against libkrb5-dev at install time), and the build must not need it.
+ */
+interface KerberosModule {
+  GSS_MECH_OID_SPNEGO: number;
+  initializeClient(service: string, options: { principal?: string; mechOID?: number }): Promise<{ step(challenge: string): Promise<string> }>;
+}
+const KERBEROS_MODULE = 'kerberos';
 let kerberosModule: Promise<KerberosModule> | undefined;
 function loadKerberos(): Promise<KerberosModule> {
-  kerberosModule ??= import('kerberos').then(
-    (loaded) => ((loaded as { default?: KerberosModule }).default ?? loaded) as KerberosModule,
+  kerberosModule ??= (import(KERBEROS_MODULE) as Promise<KerberosModule & { default?: KerberosModule }>).then(
+    (loaded) => loaded.default ?? loaded,
     () => {
       kerberosModule = undefined;
       throw new Error('the optional kerberos module is not installed (it needs libkrb5-dev when npm installs it): install libkrb5-dev and run npm install, or use scheme ntlm or basic');
