@@ -37,3 +37,13 @@ test('configured credentials: the password read from its file (trailing newline 
   assert.throws(() => readProxyCredentials({ username: 'svc', passwordFile: path.join(dir, 'missing') }), /cannot read the proxy password file/);
   rmSync(dir, { recursive: true, force: true });
 });
+
+test('no authenticator shows its secret through util.inspect or JSON', async () => {
+  const { inspect } = await import('node:util');
+  for (const scheme of ['basic', 'ntlm', 'any', 'negotiate'] as const) {
+    const authenticator = createProxyAuthenticator({ username: 'alice', password: 'hunter2-secret', scheme }, 'proxy.corp');
+    const shown = `${inspect(authenticator, { showHidden: true, depth: 5 })} ${JSON.stringify(authenticator)}`;
+    assert.ok(!shown.includes('hunter2') && !shown.includes(Buffer.from('alice:hunter2-secret').toString('base64')), `${scheme}: ${shown}`);
+    assert.match(shown, new RegExp(`scheme: "${authenticator.scheme}"`));
+  }
+});

@@ -49,17 +49,33 @@ export interface ProxyAuthenticator {
   respond(challenges: string[]): string | undefined | Promise<string | undefined>;
 }
 
+/** Authenticators hold secrets: util.inspect and JSON show their scheme only. */
+abstract class SecretAuthenticator implements ProxyAuthenticator {
+  abstract readonly scheme: string;
+  abstract initial(): string | undefined | Promise<string | undefined>;
+  abstract respond(challenges: string[]): string | undefined | Promise<string | undefined>;
+
+  toJSON(): Record<string, string> {
+    return { scheme: this.scheme };
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `${this.constructor.name} { scheme: "${this.scheme}" }`;
+  }
+}
+
 /**
  * Basic (RFC 7617). Sent preemptively with the first CONNECT: with configured credentials a
  * challenge round trip buys nothing (curl does the same with --proxy-user), and it also works
  * with proxies that close the connection after a 407. A 407 after that means the credentials
  * were refused, so `respond()` gives up.
  */
-export class BasicProxyAuthenticator implements ProxyAuthenticator {
+export class BasicProxyAuthenticator extends SecretAuthenticator {
   readonly scheme = 'Basic';
   private readonly token: string;
 
   constructor(credentials: ProxyCredentials) {
+    super();
     if (credentials.username.includes(':')) {
       throw new ConfigError('a proxy user name for Basic authentication cannot contain ":"', {
         fix: 'correct the proxy user name in the proxy configuration',
@@ -76,14 +92,6 @@ export class BasicProxyAuthenticator implements ProxyAuthenticator {
     return undefined;
   }
 
-  /** Never reveal the token through util.inspect or JSON. */
-  toJSON(): Record<string, string> {
-    return { scheme: this.scheme };
-  }
-
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return 'BasicProxyAuthenticator { scheme: "Basic" }';
-  }
 }
 
 /** The authenticator for configured credentials, by their scheme, for the proxy named `proxyHost`. */
@@ -104,12 +112,13 @@ export function createProxyAuthenticator(credentials: ProxyCredentials, proxyHos
  * NTLM: NEGOTIATE with the first CONNECT, AUTHENTICATE (NTLMv2) in answer to the proxy's
  * CHALLENGE, on the same connection. A 407 after AUTHENTICATE means the credentials were refused.
  */
-export class NtlmProxyAuthenticator implements ProxyAuthenticator {
+export class NtlmProxyAuthenticator extends SecretAuthenticator {
   readonly scheme = 'NTLM';
   private readonly identity: NtlmIdentity;
   private answered = false;
 
   constructor(credentials: ProxyCredentials) {
+    super();
     this.identity = ntlmIdentity(credentials.username, credentials.password);
   }
 
@@ -125,20 +134,15 @@ export class NtlmProxyAuthenticator implements ProxyAuthenticator {
     return `NTLM ${authenticateMessage(this.identity, parseChallengeMessage(Buffer.from(token, 'base64'))).toString('base64')}`;
   }
 
-  toJSON(): Record<string, string> {
-    return { scheme: this.scheme };
-  }
-
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return 'NtlmProxyAuthenticator { scheme: "NTLM" }';
-  }
 }
 
 /** No credentials until the proxy asks; then NTLM if it offers NTLM, else Basic if it offers Basic. */
-export class AnyProxyAuthenticator implements ProxyAuthenticator {
+export class AnyProxyAuthenticator extends SecretAuthenticator {
   private chosen: ProxyAuthenticator | undefined;
 
-  constructor(private readonly credentials: ProxyCredentials) {}
+  constructor(private readonly credentials: ProxyCredentials) {
+    super();
+  }
 
   get scheme(): string {
     return this.chosen?.scheme ?? 'NTLM or Basic';
@@ -161,13 +165,6 @@ export class AnyProxyAuthenticator implements ProxyAuthenticator {
     return undefined;
   }
 
-  toJSON(): Record<string, string> {
-    return { scheme: this.scheme };
-  }
-
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return `AnyProxyAuthenticator { scheme: "${this.scheme}" }`;
-  }
 }
 
 /**
@@ -198,12 +195,14 @@ function loadKerberos(): Promise<KerberosModule> {
  * KRB5_CLIENT_KTNAME, one for the process) or the default credential cache. The proxy must be
  * named by the host name its principal carries: Kerberos has no ticket for an address.
  */
-export class NegotiateProxyAuthenticator implements ProxyAuthenticator {
+export class NegotiateProxyAuthenticator extends SecretAuthenticator {
   readonly scheme = 'Negotiate';
   private client: Awaited<ReturnType<KerberosModule['initializeClient']>> | undefined;
   private legs = 0;
 
-  constructor(private readonly credentials: ProxyCredentials, private readonly proxyHost: string) {}
+  constructor(private readonly credentials: ProxyCredentials, private readonly proxyHost: string) {
+    super();
+  }
 
   async initial(): Promise<string | undefined> {
     const kerberos = await loadKerberos();
@@ -227,11 +226,4 @@ export class NegotiateProxyAuthenticator implements ProxyAuthenticator {
     return `Negotiate ${await this.client.step(token)}`;
   }
 
-  toJSON(): Record<string, string> {
-    return { scheme: this.scheme };
-  }
-
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return 'NegotiateProxyAuthenticator { scheme: "Negotiate" }';
-  }
 }
