@@ -10,6 +10,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { FerryStack, startFerryProcess, userRequest, type ManagedProcess } from '../harness/ferry-stack.js';
 import { startSquid, type SquidInstance } from '../harness/squid.js';
+import { kdcUnavailable, startKdc } from '../harness/kdc.js';
 import { startDnsmasq, type DnsmasqHandle } from '../harness/dnsmasq.js';
 import { startWpadServer, type WpadServer } from '../harness/wpad-server.js';
 import { cleanupOnExit, freePort, sleep, waitFor } from '../harness/processes.js';
@@ -46,7 +47,7 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
     const { readFileSync } = await import('node:fs');
     bump = await startSquid({ mode: 'bump', hosts, upstreamCaPem: readFileSync(stack.relay.caFile, 'utf8'), bumpCaSubject: '/CN=Corp Inspection CA/O=Corp IT' });
     // Own ports (not 127.0.0.53:53 and 80), so other suites' DNS and wpad servers cannot interfere.
-    dns = await startDnsmasq({ records: { 'wpad.corp.test': '127.0.0.1', 'relay.test': '127.0.0.1' }, address: '127.0.0.1', port: await freePort() });
+    dns = await startDnsmasq({ records: { 'wpad.corp.test': '127.0.0.1', 'relay.test': '127.0.0.1', 'proxy.ferry.test': '127.0.0.1' }, address: '127.0.0.1', port: await freePort() });
     wpad = await startWpadServer(`function FindProxyForURL(url, host) { return "PROXY 127.0.0.1:${open.port}"; }`, 0);
     const port = stack.relay.ports.user;
     const added = await stack.relay.cli(['relay', 'app', 'add', 'app', '--external', `https://app.localhost:${port}`, '--internal', backend.url]);
@@ -61,12 +62,12 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
   });
 
   /** Registers a connector with `config` and runs it; resolves once a tunnel is up. */
-  async function connectorVia(name: string, config: Record<string, unknown>, options: { expectUp?: boolean; registerVia?: Record<string, unknown> } = {}): Promise<ManagedProcess> {
+  async function connectorVia(name: string, config: Record<string, unknown>, options: { expectUp?: boolean; registerVia?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}): Promise<ManagedProcess> {
     const registered = await stack.registerConnector({ name, config: { tunnels: 1, ...(options.registerVia ?? config) } });
     assert.equal(registered.run.code, 0, `registration of ${name} failed: ${registered.run.stderr}`);
     // Run with `config` (registration may have used another route, e.g. an open proxy).
     if (options.registerVia) writeFileSync(registered.configFile, stringify({ stateDir: `./${name}`, name, pingIntervalMs: 2000, backoff: { initialMs: 100, maxMs: 1000, healthyAfterMs: 5000 }, tunnels: 1, ...config }));
-    const proc = stack.startConnector(registered.configFile);
+    const proc = stack.startConnector(registered.configFile, options.env);
     running.push(proc);
     if (options.expectUp !== false) await waitFor(() => (/"msg":"tunnel up"/.test(proc.log()) ? true : undefined), 20_000, `${name} tunnel up`);
     return proc;
@@ -196,6 +197,30 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
       assert.match(line, / CORP\\{1,2}alice /, 'Squid saw the NTLM user and domain');
     } finally {
       await ntlm.stop();
+    }
+  });
+
+  it('Squid with Negotiate: proxy.credentials {scheme: negotiate, keytab}; Squid validates the ticket and logs the principal', { skip: kdcUnavailable() }, async () => {
+    const kdc = await startKdc();
+    try {
+      // The proxy is named by the host of its service principal; the connector resolves the name
+      // through its own DNS server (dnsServers), as a connector on a corporate network would.
+      const servicePrincipal = `HTTP/proxy.ferry.test@${kdc.realm}`;
+      const kerberos = await startSquid({ mode: 'negotiate', hosts: { [RELAY]: '127.0.0.1' }, kerberos: { configFile: kdc.configFile, keytab: kdc.keytabFor(servicePrincipal), servicePrincipal } });
+      try {
+        const keytab = kdc.keytabFor('svc-ferry');
+        const proc = await connectorVia('kerberos', {
+          transport: 'https', dnsServers: [dns.server], proxy: { address: `http://proxy.ferry.test:${kerberos.port}`, credentials: { scheme: 'negotiate', keytab } },
+        }, { registerVia: { proxy: { address: `http://127.0.0.1:${open.port}` } }, env: { KRB5_CONFIG: kdc.configFile, KRB5CCNAME: 'MEMORY:ferry-connector' } });
+        await assertServes();
+        await proc.stop();
+        const line = await kerberos.waitForAccessLog((l) => l.includes(`CONNECT ${RELAY}:`) && l.includes('TCP_TUNNEL/200'));
+        assert.match(line, new RegExp(` svc-ferry@${kdc.realm} `));
+      } finally {
+        await kerberos.stop();
+      }
+    } finally {
+      await kdc.stop();
     }
   });
 
