@@ -110,6 +110,19 @@ describe('NTLM messages', () => {
     for (const [name, message] of cases) {
       assert.throws(() => parseChallengeMessage(message), NtlmMessageError, name);
     }
+    // Random bytes behind a valid signature and type: a challenge or NtlmMessageError, nothing else.
+    let seed = 11;
+    const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    for (let i = 0; i < 5000; i++) {
+      const message = Buffer.from(good.subarray(0, random(good.length + 24)));
+      for (let flips = random(6); flips > 0; flips--) if (message.length > 12) message[12 + random(message.length - 12)] = random(256);
+      try {
+        const challenge = parseChallengeMessage(message);
+        authenticateMessage(identity, challenge);
+      } catch (error) {
+        assert.ok(error instanceof NtlmMessageError, `${(error as Error).name}: ${(error as Error).message} for ${message.toString('hex')}`);
+      }
+    }
     const parsed: NtlmChallenge = parseChallengeMessage(good);
     assert.equal(parsed.serverChallenge.toString('hex'), '0123456789abcdef');
   });
