@@ -1,11 +1,13 @@
 // Connector configuration: connector.yaml → a frozen ConnectorConfig. The `proxy` section is the
 // connector's own proxy settings, read by src/config's proxy loader (same file, same semantics as
 // the .NET defaultProxy element); here it is only carried along.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { loadYamlFile, parseYamlText } from '../config/yaml-file.js';
+import { ConfigError } from '../shared/errors.js';
 
 export const TRANSPORTS = ['auto', 'tcp', 'https'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
@@ -36,11 +38,16 @@ const ConnectorFileSchema = z.object({
   directTimeoutMs: z.number().int().min(100).default(5_000),
   /** Connection trace: one JSON line per dial attempt (also `ferry connector run --trace FILE`). */
   trace: z.string().optional(),
+  /**
+   * CA certificates (PEM) trusted for https apps besides Node's built-in roots: the enterprise CA
+   * that issued the internal apps' certificates (Node does not read the system's trust store).
+   */
+  appCaFile: z.string().min(1).optional(),
 }).strict();
 
 export type ConnectorFile = z.output<typeof ConnectorFileSchema>;
 
-export interface ConnectorConfig extends Omit<ConnectorFile, 'stateDir' | 'name' | 'machineConfig' | 'trace' | 'proxyConfig'> {
+export interface ConnectorConfig extends Omit<ConnectorFile, 'stateDir' | 'name' | 'machineConfig' | 'trace' | 'proxyConfig' | 'appCaFile'> {
   file: string | undefined;
   stateDir: string;
   name: string;
@@ -48,6 +55,8 @@ export interface ConnectorConfig extends Omit<ConnectorFile, 'stateDir' | 'name'
   proxySettingsFile: string | undefined;
   machineConfig: string | undefined;
   trace: string | undefined;
+  /** appCaFile, resolved, and the certificates it holds (checked when the config is read). */
+  appCa: { file: string; pem: string } | undefined;
 }
 
 /**
@@ -68,7 +77,37 @@ export function loadConnectorConfig(file: string | undefined): ConnectorConfig {
     proxySettingsFile: raw.proxyConfig ? path.resolve(base, raw.proxyConfig) : file,
     machineConfig: raw.machineConfig ? path.resolve(base, raw.machineConfig) : undefined,
     trace: raw.trace ? path.resolve(base, raw.trace) : undefined,
+    appCa: raw.appCaFile ? readAppCa(path.resolve(base, raw.appCaFile), file, loaded.lineOf(['appCaFile'])) : undefined,
   });
+}
+
+/** The CA certificates of appCaFile; a file that holds none is an error naming both files. */
+function readAppCa(caFile: string, configFile: string | undefined, line: number | undefined): { file: string; pem: string } {
+  const where = { ...(configFile ? { file: configFile } : {}), ...(line ? { line } : {}) };
+  let text: string;
+  try {
+    text = readFileSync(caFile, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`appCaFile ${caFile} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      ...where, fix: 'point appCaFile at a PEM file with the CA certificates of your https apps, readable by the service',
+    });
+  }
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const bad = blocks.findIndex((block) => {
+    try {
+      return !new X509Certificate(block).ca;
+    } catch {
+      return true;
+    }
+  });
+  if (blocks.length === 0 || bad !== -1) {
+    throw new ConfigError(blocks.length === 0
+      ? `appCaFile ${caFile} holds no PEM certificate`
+      : `appCaFile ${caFile}: certificate ${bad + 1} is not a valid CA certificate`, {
+      ...where, fix: 'put the CA certificates (-----BEGIN CERTIFICATE-----, with CA:TRUE) of your https apps in the file',
+    });
+  }
+  return { file: caFile, pem: blocks.join('\n') };
 }
 
 /** DESIGN.md: a configuration file whose content is XML is read as a .NET-style .config file. */

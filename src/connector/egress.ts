@@ -37,7 +37,9 @@ export async function createConnectorEgress(config: ConnectorConfig, logger: Log
   };
   const direct = createDialer(shared);
   const routed = createDialer({ ...shared, resolver });
-  const backend = createBackendRequester({ useProxy: config.useDefaultProxyForBackendRequests, resolver, dialer: shared });
+  const backend = createBackendRequester({
+    useProxy: config.useDefaultProxyForBackendRequests, resolver, dialer: shared, ...(config.appCa ? { backendCaPem: config.appCa.pem } : {}),
+  });
   return {
     resolver, direct, routed, backend,
     close: () => {

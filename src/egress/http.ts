@@ -2,7 +2,9 @@
 // backend requests. An http.Agent whose createConnection dials through the Dialer (so the
 // resolved route, failover and traces apply) and, for https, adds TLS pinned to the relay CA
 // (or verified against the system roots when no CA is given).
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { createDialer, credentialsFromDecision, proxyLabel, type DialerOptions, type EgressDialer, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
 import { formatHostPort } from './dial/route-health.js';
@@ -13,6 +15,8 @@ import { isConnectionAuth } from '../shared/wire.js';
 export interface EgressTlsOptions {
   /** Trust only this CA (PEM); absent: the system roots. */
   caPem?: string;
+  /** CA certificates (PEM) trusted besides Node's built-in roots (and NODE_EXTRA_CA_CERTS). */
+  trustAlso?: string;
   certPem?: string;
   keyPem?: string;
   alpn?: string[];
@@ -36,10 +40,13 @@ export function createEgressAgent(options: EgressAgentOptions): http.Agent {
 
 class EgressAgent extends http.Agent {
   private readonly egress: EgressAgentOptions;
+  /** With `tls.trustAlso`: the roots plus those CAs, built once (not per connection). */
+  private readonly secureContext: tls.SecureContext | undefined;
 
   constructor(options: EgressAgentOptions) {
     super({ keepAlive: options.keepAlive ?? true, ...(options.maxSockets ? { maxSockets: options.maxSockets } : {}) });
     this.egress = options;
+    this.secureContext = options.tls?.trustAlso ? tls.createSecureContext({ ca: [...tls.rootCertificates, ...extraCaCertificates(), options.tls.trustAlso] }) : undefined;
     // ClientRequest refuses an agent whose protocol differs from the request's.
     (this as unknown as { protocol: string; defaultPort: number }).protocol = options.tls ? 'https:' : 'http:';
     (this as unknown as { protocol: string; defaultPort: number }).defaultPort = options.tls ? 443 : 80;
@@ -87,6 +94,8 @@ class EgressAgent extends http.Agent {
       const proxy = dialed.traces.at(-1)?.proxy;
       return connectVerifiedTls(dialed.socket, {
         servername: host,
+        ...(this.secureContext ? { secureContext: this.secureContext } : {}),
+        ...(this.egress.caller === 'backend' ? { untrustedIssuerFix: 'add the CA that issued the app\'s certificate to appCaFile in connector.yaml' } : {}),
         target: authority,
         alpn: tlsOptions.alpn ?? ['http/1.1'],
         ...(tlsOptions.caPem !== undefined ? { caPem: tlsOptions.caPem } : {}),
@@ -120,7 +129,7 @@ export interface BackendRequesterOptions {
   resolver?: ProxyResolver;
   /** Shared dialer settings (timeouts, credentials, traces). */
   dialer?: Omit<DialerOptions, 'resolver'>;
-  /** Trust for https backends (PEM); absent: the system roots. */
+  /** CA certificates (PEM) trusted for https backends besides the built-in roots (connector.yaml appCaFile). */
   backendCaPem?: string;
 }
 
@@ -159,7 +168,7 @@ export function createBackendRequester(options: BackendRequesterOptions) {
   function agents(maxSockets?: number): BackendAgents {
     const set = {
       http: createEgressAgent({ dialer: routedDialer, caller: 'backend', maxSockets }),
-      https: createEgressAgent({ dialer: routedDialer, caller: 'backend', maxSockets, tls: options.backendCaPem ? { caPem: options.backendCaPem } : {} }),
+      https: createEgressAgent({ dialer: routedDialer, caller: 'backend', maxSockets, tls: options.backendCaPem ? { trustAlso: options.backendCaPem } : {} }),
       forward: createEgressAgent({ dialer: routedDialer, caller: 'backend', maxSockets }),
     };
     return { ...set, destroy: () => { for (const agent of Object.values(set)) agent.destroy(); } };
@@ -259,6 +268,20 @@ export function createBackendRequester(options: BackendRequesterOptions) {
 
 function sameCredentials(a: ProxyCredentials | undefined, b: ProxyCredentials | undefined): boolean {
   return a?.username === b?.username && a?.password === b?.password && (a?.scheme ?? 'basic') === (b?.scheme ?? 'basic');
+}
+
+/**
+ * NODE_EXTRA_CA_CERTS, which Node adds to its default trust but not to a context built with `ca`:
+ * kept, so appCaFile adds to what the service trusted without it.
+ */
+function extraCaCertificates(): string[] {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (!file) return [];
+  try {
+    return [readFileSync(file, 'utf8')];
+  } catch {
+    return []; // Node itself warned at startup
+  }
 }
 
 /** The host (IPv6 without brackets) and port a backend URL names. */

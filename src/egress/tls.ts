@@ -66,7 +66,15 @@ export function connectPinnedTls(socket: Duplex, options: PinnedTlsOptions): Pro
  * The same handshake with `caPem` optional: without it the system roots are trusted (updater
  * downloads from public hosts). The classification is identical.
  */
-export function connectVerifiedTls(socket: Duplex, options: Omit<PinnedTlsOptions, 'caPem'> & { caPem?: string }): Promise<tls.TLSSocket> {
+export function connectVerifiedTls(
+  socket: Duplex,
+  options: Omit<PinnedTlsOptions, 'caPem'> & {
+    caPem?: string;
+    secureContext?: tls.SecureContext;
+    /** What to do about a certificate from an issuer nobody trusts, reached directly (not pinned, no proxy). */
+    untrustedIssuerFix?: string;
+  },
+): Promise<tls.TLSSocket> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const started = Date.now();
   const withClientCertificate = options.certPem !== undefined;
@@ -84,6 +92,7 @@ export function connectVerifiedTls(socket: Duplex, options: Omit<PinnedTlsOption
       socket,
       servername: options.servername,
       ...(options.caPem !== undefined ? { ca: [options.caPem] } : {}),
+      ...(options.secureContext ? { secureContext: options.secureContext } : {}),
       ...(options.certPem !== undefined ? { cert: options.certPem } : {}),
       ...(options.keyPem !== undefined ? { key: options.keyPem } : {}),
       ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
@@ -137,6 +146,12 @@ export function connectVerifiedTls(socket: Duplex, options: Omit<PinnedTlsOption
       if (!secure.authorized) {
         const code = String(secure.authorizationError ?? 'UNKNOWN');
         const observedIssuer = describeIssuer(secure.getPeerCertificate(false));
+        if (NOT_OUR_CHAIN.has(code) && options.caPem === undefined && !options.proxy) {
+          // Reached directly and checked against the trusted roots: nothing intercepts, the
+          // issuer is one this service was not told to trust (an enterprise CA, say).
+          fail(new DialError('tls', `the certificate presented for ${options.servername} (${options.target}) is issued by "${observedIssuer}", which is not trusted here${options.untrustedIssuerFix ? `: ${options.untrustedIssuerFix}` : ''}`, { ...fields(), observedIssuer }));
+          return;
+        }
         if (NOT_OUR_CHAIN.has(code)) {
           fail(
             new DialError(
