@@ -46,7 +46,7 @@ class EgressAgent extends http.Agent {
   constructor(options: EgressAgentOptions) {
     super({ keepAlive: options.keepAlive ?? true, ...(options.maxSockets ? { maxSockets: options.maxSockets } : {}) });
     this.egress = options;
-    this.secureContext = options.tls?.trustAlso ? tls.createSecureContext({ ca: [...tls.rootCertificates, ...extraCaCertificates(), options.tls.trustAlso] }) : undefined;
+    this.secureContext = options.tls?.trustAlso ? trustingAlso(options.tls.trustAlso) : undefined;
     // ClientRequest refuses an agent whose protocol differs from the request's.
     (this as unknown as { protocol: string; defaultPort: number }).protocol = options.tls ? 'https:' : 'http:';
     (this as unknown as { protocol: string; defaultPort: number }).defaultPort = options.tls ? 443 : 80;
@@ -268,6 +268,17 @@ export function createBackendRequester(options: BackendRequesterOptions) {
 
 function sameCredentials(a: ProxyCredentials | undefined, b: ProxyCredentials | undefined): boolean {
   return a?.username === b?.username && a?.password === b?.password && (a?.scheme ?? 'basic') === (b?.scheme ?? 'basic');
+}
+
+/** Secure contexts trusting the built-in roots plus some CAs, one per set (agents come and go per user). */
+const contextsTrusting = new Map<string, tls.SecureContext>();
+function trustingAlso(caPem: string): tls.SecureContext {
+  let context = contextsTrusting.get(caPem);
+  if (!context) {
+    context = tls.createSecureContext({ ca: [...tls.rootCertificates, ...extraCaCertificates(), caPem] });
+    contextsTrusting.set(caPem, context);
+  }
+  return context;
 }
 
 /**
