@@ -97,7 +97,7 @@ export async function httpConnect(socket: net.Socket, options: HttpConnectOption
         if (!authenticator) {
           throw authFailure(`the proxy ${options.proxy} requires authentication for CONNECT ${options.target} (407; schemes offered: ${offered}) and no proxy credentials are configured`);
         }
-        if (!schemes.some((scheme) => authenticator.scheme.split(' or ').includes(scheme))) {
+        if (!schemes.some((scheme) => (authenticator.speaks ?? [authenticator.scheme]).includes(scheme))) {
           throw authFailure(`the proxy ${options.proxy} asks for ${offered} for CONNECT ${options.target}, not ${authenticator.scheme} (407)${schemeAdvice(schemes)}`);
         }
         throw authFailure(`the proxy ${options.proxy} refused the configured ${authenticator.scheme} credentials for CONNECT ${options.target} (407; schemes offered: ${offered})`);

@@ -36,6 +36,8 @@ export interface ProxyCredentials {
 export interface ProxyAuthenticator {
   /** The scheme this authenticator speaks, as written in Proxy-Authenticate (e.g. 'Basic', 'NTLM'). */
   readonly scheme: string;
+  /** Every scheme it could use, when more than `scheme` (e.g. `any`: NTLM and Basic). */
+  readonly speaks?: readonly string[];
   /**
    * The Proxy-Authorization value to send with the first CONNECT, or undefined to send the first
    * CONNECT without one and wait for the proxy's challenge.
@@ -143,6 +145,8 @@ export class AnyProxyAuthenticator extends SecretAuthenticator {
   constructor(private readonly credentials: ProxyCredentials) {
     super();
   }
+
+  readonly speaks = ['NTLM', 'Basic'];
 
   get scheme(): string {
     return this.chosen?.scheme ?? 'NTLM or Basic';
