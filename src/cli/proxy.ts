@@ -104,6 +104,7 @@ function renderText(url: URL, caller: Caller, decision: RouteDecision): string {
   if (provenance.wpad) lines.push(`  wpad:    tried ${provenance.wpad.tried.join(', ') || '(none)'}${provenance.wpad.url ? `; script ${provenance.wpad.url}` : ''}`);
   if (provenance.pacResult !== undefined) lines.push(`  pac:     returned "${provenance.pacResult}"`);
   for (const note of provenance.notes ?? []) lines.push(`  note:    ${redact(note)}`);
-  if (decision.proxyCredentials) lines.push(`  auth:    proxy credentials configured, scheme ${decision.proxyCredentials.scheme ?? 'basic'} (not shown)`);
+  if (decision.proxyCredentials?.onlyWhenAsked) lines.push('  auth:    useDefaultCredentials: Negotiate (Kerberos) with the service\'s own identity, when the proxy asks');
+  else if (decision.proxyCredentials) lines.push(`  auth:    proxy credentials configured, scheme ${decision.proxyCredentials.scheme ?? 'basic'} (not shown)`);
   return `${lines.join('\n')}\n`;
 }

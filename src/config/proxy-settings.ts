@@ -53,6 +53,12 @@ export interface ConfiguredProxyCredentials {
   passwordFile?: string;
   scheme?: 'basic' | 'ntlm' | 'any' | 'negotiate';
   keytab?: string;
+  /**
+   * Not a YAML key: set for `useDefaultCredentials` without credentials, which is Negotiate with
+   * the service's own Kerberos identity offered only when a proxy asks for it (a 407 offering
+   * Negotiate), so an open proxy never sees a ticket nor fails for the want of one.
+   */
+  onlyWhenAsked?: boolean;
 }
 
 export interface ProxySettingsLayer {

@@ -343,7 +343,10 @@ function relayEndpoints(config: ConnectorConfig, state: ConnectorState): Endpoin
 function describeDecision(decision: RouteDecision, caller: Caller): string {
   const p = decision.provenance;
   const where = p.file ? ` (${p.file}${p.line ? `:${p.line}` : ''})` : '';
-  const auth = decision.proxyCredentials ? `; proxy credentials configured (${decision.proxyCredentials.scheme ?? 'basic'})` : '';
+  const credentials = decision.proxyCredentials;
+  const auth = !credentials ? '' : credentials.onlyWhenAsked
+    ? '; useDefaultCredentials: Negotiate with the service\'s Kerberos identity when the proxy asks'
+    : `; proxy credentials configured (${credentials.scheme ?? 'basic'})`;
   return redact(`${decision.routes.map(formatRoute).join('; ')} — for ${caller}, from ${p.source}${where}: ${p.detail}${auth}`);
 }
 

@@ -279,6 +279,19 @@ describe('Negotiate (Kerberos) proxy authentication (a test KDC, Squid with nego
     assert.match(line, new RegExp(` svc-ferry@${kdc.realm} `));
   });
 
+  test('only when asked (useDefaultCredentials): no ticket for an open proxy, one after the 407 of one that asks', async () => {
+    const asked = createDialer({ resolver: fixedRoutes([route()]), lookup, credentials: () => ({ username: '', password: '', scheme: 'negotiate', onlyWhenAsked: true, keytab: connectorKeytab }) });
+    const result = await asked.dial({ host: RELAY, port: relay.port, caller: 'connector' });
+    assert.equal(await pinnedEcho(result.socket, 'asked'), 'asked');
+    await kerberos.waitForAccessLog((l) => l.includes('TCP_DENIED/407') && l.includes(`CONNECT ${RELAY}:${relay.port}`));
+    // An open proxy never asks: no Kerberos identity is needed (an empty cache, no keytab).
+    delete process.env.KRB5_CLIENT_KTNAME;
+    process.env.KRB5CCNAME = 'MEMORY:ferry-test-never-asked';
+    const neverAsked = createDialer({ resolver: fixedRoutes([proxy(open)]), credentials: () => ({ username: '', password: '', scheme: 'negotiate', onlyWhenAsked: true }) });
+    const direct = await neverAsked.dial({ host: RELAY, port: relay.port, caller: 'connector' });
+    assert.equal(await pinnedEcho(direct.socket, 'open'), 'open');
+  });
+
   test('without Kerberos credentials, or to a proxy named by address: proxy-auth-required saying why', async () => {
     delete process.env.KRB5_CLIENT_KTNAME;
     process.env.KRB5CCNAME = 'MEMORY:ferry-test-empty';

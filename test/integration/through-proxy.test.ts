@@ -216,6 +216,15 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
         await proc.stop();
         const line = await kerberos.waitForAccessLog((l) => l.includes(`CONNECT ${RELAY}:`) && l.includes('TCP_TUNNEL/200'));
         assert.match(line, new RegExp(` svc-ferry@${kdc.realm} `));
+        // useDefaultCredentials (the seed's .NET setting) with no credentials: the service's own
+        // Kerberos identity, here a client keytab named in its environment (as a systemd unit would).
+        const tunnels = kerberos.accessLog().filter((l) => l.includes('TCP_TUNNEL/200')).length;
+        const byDefault = await connectorVia('kerberos-default', {
+          transport: 'https', dnsServers: [dns.server], proxy: { address: `http://proxy.ferry.test:${kerberos.port}`, useDefaultCredentials: true },
+        }, { registerVia: { proxy: { address: `http://127.0.0.1:${open.port}` } }, env: { KRB5_CONFIG: kdc.configFile, KRB5CCNAME: 'MEMORY:ferry-default', KRB5_CLIENT_KTNAME: keytab } });
+        await assertServes();
+        await byDefault.stop();
+        await waitFor(() => (kerberos.accessLog().filter((l) => l.includes('TCP_TUNNEL/200') && l.includes(` svc-ferry@${kdc.realm} `)).length > tunnels ? true : undefined), 5000, 'a tunnel as svc-ferry');
       } finally {
         await kerberos.stop();
       }

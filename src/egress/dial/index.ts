@@ -387,7 +387,10 @@ export function credentialsFromDecision(decision: RouteDecision): ProxyCredentia
 /** Configured credentials as the authenticators take them (the password read from its file now). */
 export function readProxyCredentials(configured: ConfiguredProxyCredentials): ProxyCredentials | undefined {
   if (configured.scheme === 'negotiate') {
-    return { username: configured.username ?? '', password: '', scheme: 'negotiate', ...(configured.keytab ? { keytab: configured.keytab } : {}) };
+    return {
+      username: configured.username ?? '', password: '', scheme: 'negotiate',
+      ...(configured.keytab ? { keytab: configured.keytab } : {}), ...(configured.onlyWhenAsked ? { onlyWhenAsked: true } : {}),
+    };
   }
   if (configured.passwordFile === undefined || configured.username === undefined) return undefined;
   try {

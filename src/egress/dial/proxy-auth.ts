@@ -26,6 +26,8 @@ export interface ProxyCredentials {
   scheme?: ProxyAuthScheme;
   /** Negotiate: the client keytab holding the service's Kerberos key (else the credential cache). */
   keytab?: string;
+  /** Negotiate: nothing with the first CONNECT, a ticket only for a 407 that offers Negotiate. */
+  onlyWhenAsked?: boolean;
 }
 
 /**
@@ -209,6 +211,10 @@ export class NegotiateProxyAuthenticator extends SecretAuthenticator {
   }
 
   async initial(): Promise<string | undefined> {
+    return this.credentials.onlyWhenAsked ? undefined : this.firstToken();
+  }
+
+  private async firstToken(): Promise<string> {
     const kerberos = await loadKerberos();
     if (this.credentials.keytab) process.env.KRB5_CLIENT_KTNAME = this.credentials.keytab;
     const service = `HTTP@${this.proxyHost}`;
@@ -225,6 +231,7 @@ export class NegotiateProxyAuthenticator extends SecretAuthenticator {
 
   async respond(challenges: string[]): Promise<string | undefined> {
     const token = challengeFor(challenges, 'Negotiate');
+    if (!this.client && this.credentials.onlyWhenAsked && token !== undefined) return this.firstToken();
     // A bare "Negotiate" after our token: the ticket was refused. A token: the exchange goes on.
     if (!this.client || !token || ++this.legs > 2) return undefined;
     return `Negotiate ${await this.client.step(token)}`;

@@ -14,7 +14,7 @@
 // Decisions are cached per caller and host (bounded, with a TTL) and dropped when a WPAD script changes
 // or invalidate() is called after a config reload.
 import { createHash } from 'node:crypto';
-import { loadOptionalProxySettingsFile, loadProxySettingsFile, type ProxySettingsLayer } from '../../config/proxy-settings.js';
+import { loadOptionalProxySettingsFile, loadProxySettingsFile, type ConfiguredProxyCredentials, type ProxySettingsLayer } from '../../config/proxy-settings.js';
 import { createPacEngine, formatRoute, PacDecisionCache, PacError, parsePacResult, type PacEngine, type PacLimits } from '../pac/index.js';
 import type { Caller, Provenance, ProxyResolver, Route, RouteDecision } from '../types.js';
 import { createLookup, fetchScriptLocation, WpadDiscovery, type WpadOptions, type WpadResult, type WpadSource } from '../wpad/index.js';
@@ -85,6 +85,9 @@ interface ScriptSource {
   file?: string;
   line?: number;
 }
+
+/** useDefaultCredentials="true" with no configured credentials: the service's own Kerberos identity. */
+const DEFAULT_CREDENTIALS: ConfiguredProxyCredentials = Object.freeze({ scheme: 'negotiate', onlyWhenAsked: true });
 
 export function createProxyResolver(options: ProxyResolverOptions = {}): ManagedProxyResolver {
   const env = options.env ?? process.env;
@@ -170,7 +173,9 @@ export function createProxyResolver(options: ProxyResolverOptions = {}): Managed
       return { routes: [{ kind: 'DIRECT' }], provenance: { source: 'loopback', detail: `${host} is a loopback destination: always DIRECT` } };
     }
     const eff = effective(caller);
-    const credentials = eff.layer?.credentials;
+    // useDefaultCredentials (as in .NET: the service account's credentials): Negotiate with the
+    // service's Kerberos identity, when the proxy asks; configured credentials win.
+    const credentials = eff.layer?.credentials ?? (eff.layer?.useDefaultCredentials ? DEFAULT_CREDENTIALS : undefined);
     const withCredentials = (decision: RouteDecision): RouteDecision =>
       credentials && decision.routes.some((r) => r.kind === 'PROXY' || r.kind === 'HTTPS') ? { ...decision, proxyCredentials: credentials } : decision;
     const place = eff.file ? { file: eff.file, ...(eff.line ? { line: eff.line } : {}) } : {};
