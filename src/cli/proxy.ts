@@ -89,7 +89,8 @@ function toJson(url: URL, caller: Caller, decision: RouteDecision): unknown {
       ...(provenance.wpad ? { wpad: provenance.wpad } : {}),
       notes: (provenance.notes ?? []).map(redact),
     },
-    proxyAuthentication: decision.proxyCredentials ? 'configured' : 'none',
+    proxyAuthentication: !decision.proxyCredentials ? 'none' : decision.proxyCredentials.onlyWhenAsked ? 'default-credentials' : 'configured',
+    ...(decision.proxyCredentials ? { proxyAuthScheme: decision.proxyCredentials.scheme ?? 'basic' } : {}),
   };
 }
 

@@ -190,6 +190,19 @@ test('ferry proxy show: seed snippets 1 and 2 never consult WPAD', { skip }, asy
   assert.equal(server!.requests.length, before);
 });
 
+test('ferry proxy show: how the proxy is authenticated (configured credentials, or useDefaultCredentials)', async () => {
+  const yaml = join(scratch, 'auth.yaml');
+  await writeFile(yaml, 'proxy:\n  address: http://proxy.corp.test:8080\n  useDefaultCredentials: true\n');
+  const text = await ferry(['proxy', 'show', 'https://relay.test/', '--config', yaml, '--machine-config', join(scratch, 'none.config')]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /auth: {4}useDefaultCredentials: Negotiate \(Kerberos\) with the service's own identity, when the proxy asks/);
+  const json = JSON.parse((await ferry(['proxy', 'show', 'https://relay.test/', '--config', yaml, '--machine-config', join(scratch, 'none.config'), '--json'])).stdout) as Record<string, unknown>;
+  assert.deepEqual([json.proxyAuthentication, json.proxyAuthScheme], ['default-credentials', 'negotiate']);
+  await writeFile(yaml, 'proxy:\n  address: http://proxy.corp.test:8080\n  useDefaultCredentials: true\n  credentials:\n    username: CORP\\svc\n    passwordFile: /etc/ferry/secret\n    scheme: ntlm\n');
+  const configured = JSON.parse((await ferry(['proxy', 'show', 'https://relay.test/', '--config', yaml, '--machine-config', join(scratch, 'none.config'), '--json'])).stdout) as Record<string, unknown>;
+  assert.deepEqual([configured.proxyAuthentication, configured.proxyAuthScheme], ['configured', 'ntlm'], 'configured credentials win');
+});
+
 test('ferry proxy show: a YAML config with autoDetect and its own WPAD settings', { skip }, async () => {
   const yaml = join(scratch, 'connector.yaml');
   const portLine = server!.port === 80 ? [] : ['--wpad-port', String(server!.port)];
