@@ -42,9 +42,14 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
   if (!tunnel) return sendUserError(res, userErrors.noConnector(app.group), accept);
 
   const headers = tunnelRequestHeaders(req, app, host, userProto);
-  // An HTTP/2 user that ended its stream with the headers sent no body: the tunnel stream says so
-  // too, and the app is told `content-length: 0` (or nothing) rather than an empty chunked body.
-  const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && !(req.headers['content-length'] === '0') && !('stream' in req && req.stream.endAfterHeaders);
+  // A body follows when the user's message says so, whatever the method (a GET may carry one:
+  // Elasticsearch's search API does): an HTTP/2 stream not ended with its headers, an HTTP/1.1
+  // request with a Transfer-Encoding or a Content-Length above 0. Without one the tunnel stream
+  // ends with its headers too, and the app is told `content-length: 0` (or nothing) rather than
+  // an empty chunked body.
+  const hasBody = 'stream' in req
+    ? !req.stream.endAfterHeaders
+    : req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
   let stream: ClientHttp2Stream;
   try {
     stream = tunnel.session.request(headers, { endStream: !hasBody });

@@ -90,6 +90,21 @@ describe('relay + connector + tunnel', () => {
     }
   });
 
+  it('carries a GET\'s body to the app, from HTTP/2 and HTTP/1.1 users alike (a search API\'s query)', async () => {
+    const session = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca: readFileSync(stack.relay.caFile), servername: 'app.localhost' });
+    try {
+      const query = JSON.stringify({ query: { match: { title: 'ferry' } } });
+      const viaHttp2 = await http2Exchange(session, { ':method': 'GET', ':path': '/upload', ':authority': `app.localhost:${stack.relay.ports.user}` }, query);
+      assert.equal(viaHttp2.body, JSON.stringify({ received: query.length }));
+      const viaHttp1 = await rawExchange(stack.relay.ports.user, `GET /upload HTTP/1.1\r\nhost: app.localhost:${stack.relay.ports.user}\r\ncontent-length: ${query.length}\r\nconnection: close\r\n\r\n${query}`, { ca: readFileSync(stack.relay.caFile), servername: 'app.localhost' });
+      assert.match(viaHttp1, new RegExp(`\\{"received":${query.length}\\}$`));
+      const noBody = await http2Exchange(session, { ':method': 'GET', ':path': '/upload', ':authority': `app.localhost:${stack.relay.ports.user}` });
+      assert.equal(noBody.body, JSON.stringify({ received: 0 }));
+    } finally {
+      session.close();
+    }
+  });
+
   it('keeps a path that looks like an authority (//host:port/...) a path on the published app', async () => {
     // Another server on the connector's network that no app publishes: it must see nothing.
     let reached = 0;
