@@ -8,6 +8,7 @@ import { ConfigError } from '../shared/errors.js';
 import {
   compileBypassEntry,
   emptyProxySettingsLayer,
+  PROXY_AUTH_SCHEMES,
   validateProxyAddress,
   validateScriptLocation,
   type ProxySettingsLayer,
@@ -33,7 +34,7 @@ const proxySectionSchema = z
       .object({
         username: z.string().min(1).optional(),
         passwordFile: z.string().min(1).optional(),
-        scheme: z.enum(['basic', 'ntlm', 'any', 'negotiate']).optional(),
+        scheme: z.enum(PROXY_AUTH_SCHEMES).optional(),
         keytab: z.string().min(1).optional(),
       })
       .strict()

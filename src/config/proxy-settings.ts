@@ -48,10 +48,13 @@ export interface BypassEntry {
  * negotiate uses the service's Kerberos identity: `keytab`, else the credential cache, and
  * `username` names the principal when the keytab holds several.
  */
+export const PROXY_AUTH_SCHEMES = ['basic', 'ntlm', 'any', 'negotiate'] as const;
+export type ProxyAuthScheme = (typeof PROXY_AUTH_SCHEMES)[number];
+
 export interface ConfiguredProxyCredentials {
   username?: string;
   passwordFile?: string;
-  scheme?: 'basic' | 'ntlm' | 'any' | 'negotiate';
+  scheme?: ProxyAuthScheme;
   keytab?: string;
   /**
    * Not a YAML key: set for `useDefaultCredentials` without credentials, which is Negotiate with

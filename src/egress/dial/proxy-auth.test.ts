@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AnyProxyAuthenticator, createProxyAuthenticator, readProxyCredentials } from './index.js';
+import { AnyProxyAuthenticator, createProxyAuthenticator, PROXY_AUTH_SCHEMES, readProxyCredentials } from './index.js';
 
 test('the scheme picks the authenticator; Basic is preemptive, NTLM opens with NEGOTIATE, any waits', async () => {
   const credentials = { username: 'alice', password: 'pw' };
@@ -40,7 +40,7 @@ test('configured credentials: the password read from its file (trailing newline 
 
 test('no authenticator shows its secret through util.inspect or JSON', async () => {
   const { inspect } = await import('node:util');
-  for (const scheme of ['basic', 'ntlm', 'any', 'negotiate'] as const) {
+  for (const scheme of PROXY_AUTH_SCHEMES) {
     const authenticator = createProxyAuthenticator({ username: 'alice', password: 'hunter2-secret', scheme }, 'proxy.corp');
     const shown = `${inspect(authenticator, { showHidden: true, depth: 5 })} ${JSON.stringify(authenticator)}`;
     assert.ok(!shown.includes('hunter2') && !shown.includes(Buffer.from('alice:hunter2-secret').toString('base64')), `${scheme}: ${shown}`);

@@ -5,6 +5,7 @@
 // authenticate the TCP connection, not the request, so the CONNECT loop runs every leg on the
 // same socket.
 import { ConfigError } from '../../shared/errors.js';
+import type { ProxyAuthScheme } from '../../config/proxy-settings.js';
 import { challengeFor } from './connect-response.js';
 import { authenticateMessage, negotiateMessage, ntlmIdentity, parseChallengeMessage, type NtlmIdentity } from './ntlm.js';
 
@@ -14,8 +15,7 @@ import { authenticateMessage, negotiateMessage, ntlmIdentity, parseChallengeMess
  * offers it, else Basic (curl's --proxy-anyauth), so the password never goes out in Basic to a
  * proxy that did not ask for it; `negotiate`, a Kerberos ticket for HTTP/<proxy host>.
  */
-export type ProxyAuthScheme = 'basic' | 'ntlm' | 'any' | 'negotiate';
-export const PROXY_AUTH_SCHEMES: readonly ProxyAuthScheme[] = ['basic', 'ntlm', 'any', 'negotiate'];
+export { PROXY_AUTH_SCHEMES, type ProxyAuthScheme } from '../../config/proxy-settings.js';
 
 export interface ProxyCredentials {
   /** Negotiate: the Kerberos principal to use, or '' for the keytab's or cache's default. */
@@ -95,7 +95,6 @@ export class BasicProxyAuthenticator extends SecretAuthenticator {
   respond(): string | undefined {
     return undefined;
   }
-
 }
 
 /** The authenticator for configured credentials, by their scheme, for the proxy named `proxyHost`. */
@@ -137,7 +136,6 @@ export class NtlmProxyAuthenticator extends SecretAuthenticator {
     // A malformed CHALLENGE throws NtlmMessageError; the CONNECT loop reports it as the proxy's fault.
     return `NTLM ${authenticateMessage(this.identity, parseChallengeMessage(Buffer.from(token, 'base64'))).toString('base64')}`;
   }
-
 }
 
 /** No credentials until the proxy asks; then NTLM if it offers NTLM, else Basic if it offers Basic. */
@@ -170,7 +168,6 @@ export class AnyProxyAuthenticator extends SecretAuthenticator {
     }
     return undefined;
   }
-
 }
 
 /**
@@ -236,5 +233,4 @@ export class NegotiateProxyAuthenticator extends SecretAuthenticator {
     if (!this.client || !token || ++this.legs > 2) return undefined;
     return `Negotiate ${await this.client.step(token)}`;
   }
-
 }
