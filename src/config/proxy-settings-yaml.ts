@@ -8,7 +8,6 @@ import { ConfigError } from '../shared/errors.js';
 import {
   compileBypassEntry,
   emptyProxySettingsLayer,
-  PROXY_AUTH_SCHEMES,
   validateProxyAddress,
   validateScriptLocation,
   type ProxySettingsLayer,
@@ -18,6 +17,10 @@ import {
 const dnsServer = z.string().refine((value) => isIP(value) !== 0 || /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\]):\d{1,5}$/i.test(value), {
   message: 'must be an IP address, optionally with :port (e.g. 10.0.0.53 or 10.0.0.53:5353)',
 });
+/** How proxy.credentials may be offered (src/egress/dial/proxy-auth.ts implements each). */
+export const PROXY_AUTH_SCHEMES = ['basic', 'ntlm', 'any', 'negotiate'] as const;
+export type ProxyAuthScheme = (typeof PROXY_AUTH_SCHEMES)[number];
+
 const domainSuffix = z.string().regex(/^(?!-)[a-z0-9-]+(\.[a-z0-9-]+)+\.?$/i, 'must be a DNS suffix with at least two labels, e.g. corp.example.com');
 
 const proxySectionSchema = z

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { ConfigError } from '../shared/errors.js';
 import { parseDotnetProxyConfig } from './proxy-settings-xml.js';
 import { parseYamlProxyConfig } from './proxy-settings-yaml.js';
+import type { ProxyAuthScheme } from './proxy-settings-yaml.js';
 
 /** The .NET tri-state enums (`autoDetect`, `bypassonlocal`, `usesystemdefault`), default Unspecified. */
 export type TriState = 'true' | 'false' | 'unspecified';
@@ -48,9 +49,6 @@ export interface BypassEntry {
  * negotiate uses the service's Kerberos identity: `keytab`, else the credential cache, and
  * `username` names the principal when the keytab holds several.
  */
-export const PROXY_AUTH_SCHEMES = ['basic', 'ntlm', 'any', 'negotiate'] as const;
-export type ProxyAuthScheme = (typeof PROXY_AUTH_SCHEMES)[number];
-
 export interface ConfiguredProxyCredentials {
   username?: string;
   passwordFile?: string;

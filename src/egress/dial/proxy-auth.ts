@@ -5,7 +5,7 @@
 // authenticate the TCP connection, not the request, so the CONNECT loop runs every leg on the
 // same socket.
 import { ConfigError } from '../../shared/errors.js';
-import type { ProxyAuthScheme } from '../../config/proxy-settings.js';
+import type { ProxyAuthScheme } from '../../config/proxy-settings-yaml.js';
 import { challengeFor } from './connect-response.js';
 import { authenticateMessage, negotiateMessage, ntlmIdentity, parseChallengeMessage, type NtlmIdentity } from './ntlm.js';
 
@@ -15,7 +15,7 @@ import { authenticateMessage, negotiateMessage, ntlmIdentity, parseChallengeMess
  * offers it, else Basic (curl's --proxy-anyauth), so the password never goes out in Basic to a
  * proxy that did not ask for it; `negotiate`, a Kerberos ticket for HTTP/<proxy host>.
  */
-export { PROXY_AUTH_SCHEMES, type ProxyAuthScheme } from '../../config/proxy-settings.js';
+export { PROXY_AUTH_SCHEMES, type ProxyAuthScheme } from '../../config/proxy-settings-yaml.js';
 
 export interface ProxyCredentials {
   /** Negotiate: the Kerberos principal to use, or '' for the keytab's or cache's default. */
