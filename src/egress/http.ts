@@ -17,6 +17,8 @@ export interface EgressTlsOptions {
   caPem?: string;
   /** CA certificates (PEM) trusted besides Node's built-in roots (and NODE_EXTRA_CA_CERTS). */
   trustAlso?: string;
+  /** What to do about a certificate from an untrusted issuer, reached directly (for the log line). */
+  untrustedIssuerFix?: string;
   certPem?: string;
   keyPem?: string;
   alpn?: string[];
@@ -54,14 +56,6 @@ class EgressAgent extends http.Agent {
 
   override createConnection(args: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): undefined {
     const forward = (args as ForwardArgs)[FORWARD];
-    if (forward) {
-      // An absolute-form request: a connection to the first of the proxies that takes one.
-      (this.egress.dialer as EgressDialer).dialForwardProxy({ ...forward.app, caller: this.egress.caller, url: forward.url }, forward.proxies, forward.provenance).then(
-        (dialed) => callback?.(null, dialed.socket),
-        (error: Error) => callback?.(error, undefined as unknown as Duplex),
-      );
-      return undefined;
-    }
     const host = (args.hostname ?? args.host ?? 'localhost').replace(/^\[(.*)\]$/, '$1');
     const port = Number(args.port ?? (this.egress.tls ? 443 : 80));
     const scheme = this.egress.tls ? 'https' : 'http';
@@ -77,6 +71,10 @@ class EgressAgent extends http.Agent {
         ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       };
       const dialer = this.egress.dialer as Partial<EgressDialer> & Dialer;
+      if (forward && dialer.dialForwardProxy) {
+        // An absolute-form request: a connection to the first of the proxies that takes one.
+        return (await dialer.dialForwardProxy({ ...forward.app, caller: this.egress.caller, url: forward.url }, forward.proxies, forward.provenance)).socket;
+      }
       // With a pinned CA and Ferry's own dialer, TLS is part of each route attempt, so an
       // intercepting proxy fails over to the next route instead of failing the request.
       if (tlsOptions?.caPem !== undefined && typeof dialer.dialTls === 'function') {
@@ -95,7 +93,7 @@ class EgressAgent extends http.Agent {
       return connectVerifiedTls(dialed.socket, {
         servername: host,
         ...(this.secureContext ? { secureContext: this.secureContext } : {}),
-        ...(this.egress.caller === 'backend' ? { untrustedIssuerFix: 'add the CA that issued the app\'s certificate to appCaFile in connector.yaml' } : {}),
+        ...(tlsOptions.untrustedIssuerFix ? { untrustedIssuerFix: tlsOptions.untrustedIssuerFix } : {}),
         target: authority,
         alpn: tlsOptions.alpn ?? ['http/1.1'],
         ...(tlsOptions.caPem !== undefined ? { caPem: tlsOptions.caPem } : {}),
@@ -165,10 +163,14 @@ export function createBackendRequester(options: BackendRequesterOptions) {
   const dialerOptions = options.dialer ?? {};
   const directDialer = createDialer(dialerOptions);
   const routedDialer = options.useProxy && options.resolver ? createDialer({ ...dialerOptions, resolver: options.resolver }) : directDialer;
+  const backendTls: EgressTlsOptions = {
+    untrustedIssuerFix: 'add the CA that issued the app\'s certificate to appCaFile in connector.yaml',
+    ...(options.backendCaPem ? { trustAlso: options.backendCaPem } : {}),
+  };
   function agents(maxSockets?: number): BackendAgents {
     const set = {
       http: createEgressAgent({ dialer: routedDialer, caller: 'backend', maxSockets }),
-      https: createEgressAgent({ dialer: routedDialer, caller: 'backend', maxSockets, tls: options.backendCaPem ? { trustAlso: options.backendCaPem } : {} }),
+      https: createEgressAgent({ dialer: routedDialer, caller: 'backend', maxSockets, tls: backendTls }),
       forward: createEgressAgent({ dialer: routedDialer, caller: 'backend', maxSockets }),
     };
     return { ...set, destroy: () => { for (const agent of Object.values(set)) agent.destroy(); } };
