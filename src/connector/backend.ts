@@ -12,6 +12,7 @@ import { endToEndHeaders, FERRY_HEADERS, type BackendFailureClass } from '../sha
 import { appTarget } from '../shared/published-app.js';
 import { DialError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import { proxyAnswerError } from '../egress/http.js';
 import type { BackendRequester } from './egress.js';
 import type { AnswerSink, AppClient } from './app-client.js';
 
@@ -95,8 +96,23 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
   const request: ClientRequest = client.request(plan.options);
   request.setNoDelay?.(true);
 
+  const failed = (error: NodeJS.ErrnoException) => {
+    if (stream.headersSent) {
+      cutAnswer(stream);
+      return;
+    }
+    const errorClass = classifyBackendFailure(error);
+    logger.warn({ app, backend: internal.origin, errorClass, code: error.code, ...(error instanceof DialError ? { reason: error.message } : {}) }, 'backend request failed');
+    failStream(stream, errorClass, `${internal.host}: ${error.code ?? error.message}`);
+  };
   request.on('response', (response: IncomingMessage) => {
     if (stream.destroyed) return response.destroy();
+    const proxyError = proxyAnswerError(plan, response);
+    if (proxyError) {
+      response.destroy();
+      request.destroy();
+      return failed(proxyError);
+    }
     try {
       stream.respond({ ':status': response.statusCode ?? 502, ...endToEndHeaders(response.headers) });
     } catch (error) {
@@ -116,15 +132,7 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
     socket.on('close', () => { if (!stream.closed) stream.close(); });
     stream.on('close', () => socket.destroy());
   });
-  request.on('error', (error: NodeJS.ErrnoException) => {
-    if (stream.headersSent) {
-      cutAnswer(stream);
-      return;
-    }
-    const errorClass = classifyBackendFailure(error);
-    logger.warn({ app, backend: internal.origin, errorClass, code: error.code }, 'backend request failed');
-    failStream(stream, errorClass, `${internal.host}: ${error.code ?? error.message}`);
-  });
+  request.on('error', failed);
   stream.on('close', () => {
     if (!request.destroyed && !request.writableFinished) request.destroy();
   });

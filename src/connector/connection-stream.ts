@@ -17,7 +17,7 @@ import { rawUserError, sendUserError, userErrors, type UserError } from '../shar
 import { addForwardedHeaders, appTarget, joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
 import type { Logger } from '../shared/log.js';
 import type { BackendRequester } from './egress.js';
-import type { BackendAgents } from '../egress/http.js';
+import { proxyAnswerError, type BackendAgents } from '../egress/http.js';
 import { classifyBackendFailure } from './backend.js';
 import { HeadSplice } from './head-splice.js';
 import type { AppClient } from './app-client.js';
@@ -259,6 +259,12 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
     cancel = () => request.destroy();
     request.setNoDelay?.(true);
     request.on('response', (response: IncomingMessage) => {
+      const proxyError = proxyAnswerError(plan, response);
+      if (proxyError) {
+        response.destroy();
+        request.destroy();
+        return fail(proxyError, classifyBackendFailure(proxyError));
+      }
       if (!writeHead(response.statusCode ?? 502, response.headers)) return void response.destroy();
       response.pipe(res);
       response.on('error', () => res.destroy());
@@ -293,7 +299,9 @@ function forwardUpgrade(connection: ConnectionFacts, req: IncomingMessage, socke
     });
     request.on('response', (response: IncomingMessage) => {
       response.resume();
-      fail(userErrors.backendUnreachable('refused-upgrade', `backend answered ${response.statusCode}`));
+      const proxyError = proxyAnswerError(plan, response);
+      if (proxyError) logger.warn({ app: app.name, backend: app.internalUrl.origin, errorClass: proxyError.errorClass, err: proxyError }, 'backend upgrade failed');
+      fail(userErrors.backendUnreachable(proxyError ? proxyError.errorClass : 'refused-upgrade', `backend answered ${response.statusCode}`));
     });
     request.on('error', (error: NodeJS.ErrnoException) => {
       const errorClass = classifyBackendFailure(error);

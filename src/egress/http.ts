@@ -6,10 +6,12 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { createDialer, credentialsFromDecision, proxyLabel, type DialerOptions, type EgressDialer, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
+import { createDialer, credentialsFromDecision, proxyLabel, type DialerOptions, type EgressDialer, type ForwardDecision, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
+import { challengeSchemes } from './dial/connect-response.js';
 import { formatHostPort } from './dial/route-health.js';
 import { connectVerifiedTls } from './tls.js';
 import type { Caller, Dialer, DialResult, ProxyResolver, Provenance, Route, RouteDecision } from './types.js';
+import { DialError } from '../shared/errors.js';
 import { isConnectionAuth } from '../shared/wire.js';
 
 export interface EgressTlsOptions {
@@ -73,7 +75,7 @@ class EgressAgent extends http.Agent {
       const dialer = this.egress.dialer as Partial<EgressDialer> & Dialer;
       if (forward && dialer.dialForwardProxy) {
         // An absolute-form request: a connection to the first of the proxies that takes one.
-        return (await dialer.dialForwardProxy({ ...forward.app, caller: this.egress.caller, url: forward.url }, forward.proxies, forward.provenance)).socket;
+        return (await dialer.dialForwardProxy({ ...forward.app, caller: this.egress.caller, url: forward.url }, forward.decision)).socket;
       }
       // With a pinned CA and Ferry's own dialer, TLS is part of each route attempt, so an
       // intercepting proxy fails over to the next route instead of failing the request.
@@ -117,7 +119,7 @@ class EgressAgent extends http.Agent {
  */
 const FORWARD = 'ferryForward';
 interface ForwardArgs {
-  [FORWARD]?: { app: { host: string; port: number }; url: URL; proxies: ProxyRoute[]; provenance: Provenance };
+  [FORWARD]?: { app: { host: string; port: number }; url: URL; decision: ForwardDecision };
 }
 
 export interface BackendRequesterOptions {
@@ -157,7 +159,8 @@ export interface BackendRequestPlan {
  * to the proxy in absolute form (`GET http://app.internal/x HTTP/1.1`), as browsers do; https
  * backends (and SOCKS routes) go through a CONNECT/SOCKS tunnel with failover. The absolute form
  * fails over across the list's proxies too (a proxy that takes no connection is skipped like in
- * any walk), and carries Basic proxy credentials only.
+ * any walk), with Basic credentials on each request, or a connection NTLM or Negotiate authenticated
+ * when the dialer opened it.
  */
 export function createBackendRequester(options: BackendRequesterOptions) {
   const dialerOptions = options.dialer ?? {};
@@ -214,8 +217,8 @@ export function createBackendRequester(options: BackendRequesterOptions) {
       // before the connection exists). A DIRECT or tunnel route after them is the next plan's.
       const proxies = ordered.filter((route): route is ProxyRoute => route.kind === 'PROXY' && sameCredentials(credentialsOf(route, decision), credentials));
       const headers: http.OutgoingHttpHeaders = { ...(base.headers as http.OutgoingHttpHeaders | undefined), host: url.host };
-      // Only Basic goes with an absolute-form request: NTLM would need its handshake on the agent's
-      // connection (not built), and `any` never offers the password before the proxy asks.
+      // Basic goes with each request; NTLM and Negotiate (and `any`) authenticate the forward
+      // agent's connection when the dialer opens it.
       if (credentials && (credentials.scheme ?? 'basic') === 'basic') {
         headers['proxy-authorization'] = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
       }
@@ -226,7 +229,7 @@ export function createBackendRequester(options: BackendRequesterOptions) {
         provenance: decision.provenance,
         options: {
           ...base, host: first.host, port: first.port, path: url.href, headers, agent: via.forward,
-          [FORWARD]: { app: { host, port }, url, proxies, provenance: decision.provenance },
+          [FORWARD]: { app: { host, port }, url, decision: { ...decision, routes: proxies } },
         } as http.RequestOptions,
       };
     }
@@ -303,6 +306,25 @@ function endpointOf(url: URL): { host: string; port: number } {
 }
 
 /** For logs: where a backend request goes, never with credentials. */
+/**
+ * A 407 to a request in absolute form is the proxy's answer, not the app's: passed on, it would
+ * have a remote user's browser ask for the company proxy's password. The error to fail the
+ * request with instead, or undefined for any other answer.
+ */
+export function proxyAnswerError(plan: BackendRequestPlan, response: http.IncomingMessage): DialError | undefined {
+  if (plan.via !== 'forward-proxy' || response.statusCode !== 407 || plan.route.kind === 'DIRECT') return undefined;
+  const proxy = proxyLabel(plan.route as ProxyRoute);
+  const schemes = challengeSchemes(response.headersDistinct['proxy-authenticate'] ?? []);
+  const sent = (plan.options.headers as http.OutgoingHttpHeaders | undefined)?.['proxy-authorization'] !== undefined;
+  const target = String(plan.options.path);
+  const offered = schemes.length > 0 ? schemes.join(', ') : 'none named';
+  return new DialError('proxy-auth-required', sent
+    ? `the proxy ${proxy} refused the configured Basic credentials for ${target} (407; schemes offered: ${offered})`
+    : `the proxy ${proxy} asks for authentication for ${target} (407; schemes offered: ${offered}) and the request went without (no credentials configured, or a proxy that did not keep the NTLM or Negotiate connection authenticated)`, {
+    target: new URL(target).host, proxy, phase: 'proxy-auth', elapsedMs: 0, statusCode: 407, schemes,
+  });
+}
+
 export function describePlan(plan: BackendRequestPlan): string {
   return plan.route.kind === 'DIRECT' ? `${plan.via}` : `${plan.via} via ${proxyLabel(plan.route as ProxyRoute)}`;
 }

@@ -1,12 +1,14 @@
 // The dialer against a real Squid on loopback: CONNECT 200 (and the access.log line), 407 with
 // and without Basic credentials, NTLM (ntlm_fake_auth) and Negotiate (a test KDC), port rules
-// (403), an unreachable upstream, and failover from a dead proxy. The relay is named
-// relay.ferry.test, a name only Squid resolves (its hosts_file).
+// (403), an unreachable upstream, failover from a dead proxy, and connections NTLM or Negotiate
+// authenticated for requests in absolute form. The relay (and a plain-http app on the same
+// address) is named relay.ferry.test, a name only Squid resolves (its hosts_file).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createDialer, fixedRoutes, RoutesExhaustedError } from '../../src/egress/dial/index.js';
+import { createDialer, fixedRoutes, RoutesExhaustedError, type ForwardDecision, type ProxyRoute } from '../../src/egress/dial/index.js';
 import { connectPinnedTls } from '../../src/egress/tls.js';
 import { DialError } from '../../src/shared/errors.js';
 import type { DialTrace, Route } from '../../src/egress/types.js';
@@ -22,9 +24,18 @@ let auth: SquidInstance;
 let deniedPort: number;
 let closedPort: number;
 let deadProxyPort: number;
+/** A plain-http app behind the proxies (requests in absolute form); what it saw, in order. */
+let app: http.Server;
+let appPort: number;
+const appSaw: string[] = [];
 
 before(async () => {
   relay = await startTlsEchoServer({ hostnames: [RELAY] });
+  app = http.createServer((req, res) => {
+    appSaw.push(`${req.method} ${req.url}`);
+    res.end(`app saw ${req.method} ${req.url}`);
+  });
+  appPort = await new Promise((resolve) => app.listen(0, '127.0.0.1', () => resolve((app.address() as net.AddressInfo).port)));
   deniedPort = await freePort();
   closedPort = await freePort();
   deadProxyPort = await freePort();
@@ -34,7 +45,8 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.allSettled([open?.stop(), auth?.stop(), relay?.stop()]);
+  app?.closeAllConnections();
+  await Promise.allSettled([open?.stop(), auth?.stop(), relay?.stop(), new Promise((resolve) => app?.close(resolve))]);
 });
 
 function proxy(instance: SquidInstance, extra: Partial<Route> = {}): Route {
@@ -57,6 +69,27 @@ async function pinnedEcho(socket: Duplex, text: string): Promise<string> {
     secure.destroy();
   }
 }
+
+/** A GET in absolute form on a connection to a proxy, as the forward agent sends it (no credentials). */
+function absoluteGet(socket: Duplex, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let answer = '';
+    const onData = (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+      const end = answer.indexOf('\r\n\r\n');
+      const length = /\r\ncontent-length: *(\d+)/i.exec(answer);
+      if (end >= 0 && length && answer.length >= end + 4 + Number(length[1])) {
+        socket.off('data', onData);
+        resolve(`${answer.slice(0, answer.indexOf('\r\n'))} | ${answer.slice(end + 4)}`);
+      }
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.write(`GET http://${RELAY}:${appPort}${path} HTTP/1.1\r\nHost: ${RELAY}:${appPort}\r\n\r\n`);
+  });
+}
+
+const forwardTo = (route: Route): ForwardDecision => ({ routes: [route as ProxyRoute], provenance: { source: 'config', detail: 'test' } });
 
 async function rejection(promise: Promise<unknown>): Promise<DialError> {
   try {
@@ -226,6 +259,35 @@ describe('NTLM proxy authentication (Squid with ntlm_fake_auth)', () => {
     assert.equal(await pinnedEcho(result.socket, 'basic after 407'), 'basic after 407');
   });
 
+  test('absolute form, scheme ntlm: HEAD authenticates the connection, which then serves requests without credentials', async () => {
+    const traces: DialTrace[] = [];
+    const dialer = createDialer({ credentials: () => ({ username: 'CORP\\alice', password: 'nt-s3cret', scheme: 'ntlm' }), onTrace: (t) => traces.push(t) });
+    const before = appSaw.length;
+    const { socket } = await dialer.dialForwardProxy({ host: RELAY, port: appPort, caller: 'backend', url: new URL(`http://${RELAY}:${appPort}/orders`) }, forwardTo(proxy(ntlm)));
+    try {
+      assert.equal(await absoluteGet(socket, '/orders/1'), 'HTTP/1.1 200 OK | app saw GET /orders/1');
+      assert.equal(await absoluteGet(socket, '/orders/2'), 'HTTP/1.1 200 OK | app saw GET /orders/2');
+    } finally {
+      socket.destroy();
+    }
+    assert.deepEqual(appSaw.slice(before), ['HEAD /orders', 'GET /orders/1', 'GET /orders/2'], 'one HEAD per connection, then the requests');
+    const line = await ntlm.waitForAccessLog((l) => l.includes(`GET http://${RELAY}:${appPort}/orders/2`));
+    assert.match(line, /TCP_MISS\/200 .* CORP\\{1,2}alice /, 'Squid served the request as the NTLM user');
+    assert.ok(!JSON.stringify(traces).includes('nt-s3cret'));
+  });
+
+  test('absolute form, scheme any: NTLM when the proxy offers it; Basic only: an error naming scheme basic (Basic authenticates no connection)', async () => {
+    const any = (instance: SquidInstance) => createDialer({ credentials: () => ({ username: 'alice', password: 's3cret-pw', scheme: 'any' }) })
+      .dialForwardProxy({ host: RELAY, port: appPort, caller: 'backend', url: new URL(`http://${RELAY}:${appPort}/any`) }, forwardTo(proxy(instance)));
+    const { socket } = await any(ntlm);
+    assert.equal(await absoluteGet(socket, '/any/1'), 'HTTP/1.1 200 OK | app saw GET /any/1');
+    socket.destroy();
+    const error = await rejection(any(auth));
+    assert.equal(error.errorClass, 'proxy-auth-required');
+    assert.match(error.message, /asks for Basic .*every request in absolute form: set proxy\.credentials\.scheme to basic/);
+    assert.ok(!error.message.includes('s3cret-pw'));
+  });
+
   test('the wrong scheme configured: the error names what the proxy offers and the setting to change', async () => {
     const basicToNtlm = createDialer({ resolver: fixedRoutes([proxy(ntlm)]), credentials: () => ({ username: 'alice', password: 'pw-basic' }) });
     const first = await rejection(basicToNtlm.dial({ host: RELAY, port: relay.port, caller: 'connector' }));
@@ -290,6 +352,19 @@ describe('Negotiate (Kerberos) proxy authentication (a test KDC, Squid with nego
     const neverAsked = createDialer({ resolver: fixedRoutes([proxy(open)]), credentials: () => ({ username: '', password: '', scheme: 'negotiate', onlyWhenAsked: true }) });
     const direct = await neverAsked.dial({ host: RELAY, port: relay.port, caller: 'connector' });
     assert.equal(await pinnedEcho(direct.socket, 'open'), 'open');
+  });
+
+  test('absolute form, scheme negotiate: a ticket authenticates the connection; Squid serves its requests as the principal', async () => {
+    process.env.KRB5CCNAME = 'MEMORY:ferry-test-forward';
+    const dialer = createDialer({ lookup, credentials: () => ({ username: '', password: '', scheme: 'negotiate', keytab: connectorKeytab }) });
+    const { socket } = await dialer.dialForwardProxy({ host: RELAY, port: appPort, caller: 'backend', url: new URL(`http://${RELAY}:${appPort}/kerberos`) }, forwardTo(route()));
+    try {
+      assert.equal(await absoluteGet(socket, '/kerberos/1'), 'HTTP/1.1 200 OK | app saw GET /kerberos/1');
+    } finally {
+      socket.destroy();
+    }
+    const line = await kerberos.waitForAccessLog((l) => l.includes(`GET http://${RELAY}:${appPort}/kerberos/1`));
+    assert.match(line, new RegExp(`TCP_MISS/200 .* svc-ferry@${kdc.realm} `));
   });
 
   test('without Kerberos credentials, or to a proxy named by address: proxy-auth-required saying why', async () => {

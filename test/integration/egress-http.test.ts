@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import https from 'node:https';
 import { createDialer, fixedRoutes } from '../../src/egress/dial/index.js';
-import { createBackendRequester, createEgressAgent } from '../../src/egress/http.js';
+import { createBackendRequester, createEgressAgent, proxyAnswerError } from '../../src/egress/http.js';
 import { DialError } from '../../src/shared/errors.js';
 import type { DialTrace, Route } from '../../src/egress/types.js';
 import { freePort } from '../harness/processes.js';
@@ -137,7 +137,7 @@ test('absolute-form backend requests fail over across the list: a dead proxy fir
   requester.close();
 });
 
-test('absolute-form backend requests take the configured proxy.credentials (Basic only; never an NTLM password in Basic)', async () => {
+test('absolute-form backend requests take the configured proxy.credentials (Basic in each request; never an NTLM password in Basic)', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ferry-creds-'));
   const passwordFile = path.join(dir, 'proxy.password');
   writeFileSync(passwordFile, 'carol-pw\n', { mode: 0o600 });
@@ -151,6 +151,57 @@ test('absolute-form backend requests take the configured proxy.credentials (Basi
   const ntlm = await requester('ntlm').plan(new URL(`http://${BACKEND}:${backendPort}/with-creds`));
   assert.equal((ntlm.options.headers as Record<string, string>)['proxy-authorization'], undefined);
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('absolute-form backend requests through an NTLM proxy: the agent\'s connection is authenticated once (HEAD), its requests carry nothing', async () => {
+  const ntlm = await startSquid({ mode: 'ntlm', hosts: { [BACKEND]: '127.0.0.1' } });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ferry-ntlm-'));
+  try {
+    const passwordFile = path.join(dir, 'proxy.password');
+    writeFileSync(passwordFile, 'nt-pw\n', { mode: 0o600 });
+    const requester = createBackendRequester({
+      useProxy: true,
+      resolver: { resolve: async () => ({ routes: [{ kind: 'PROXY', host: ntlm.host, port: ntlm.port }], provenance: { source: 'config', detail: 'test' }, proxyCredentials: { username: 'CORP\\dave', passwordFile, scheme: 'ntlm' } }) },
+    });
+    for (const id of [1, 2]) {
+      const plan = await requester.plan(new URL(`http://${BACKEND}:${backendPort}/ntlm-${id}`));
+      assert.equal((plan.options.headers as Record<string, string>)['proxy-authorization'], undefined);
+      const { status, body } = await fetchText(http, plan.options);
+      assert.equal(status, 200);
+      assert.match(body, new RegExp(`^backend saw /ntlm-${id} `));
+    }
+    const lines = ntlm.accessLog();
+    assert.equal(lines.filter((line) => line.includes(' HEAD ')).length, 2, `the 407 and the authenticated HEAD, on one connection: ${lines.join('\n')}`);
+    await ntlm.waitForAccessLog((line) => line.includes(`GET http://${BACKEND}:${backendPort}/ntlm-2`) && / CORP\\{1,2}dave /.test(line));
+    requester.close();
+  } finally {
+    await ntlm.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a 407 to an absolute-form request is the proxy\'s: proxyAnswerError turns it into proxy-auth-required (never the app\'s answer)', async () => {
+  const basicOnly = await startSquid({ mode: 'auth', hosts: { [BACKEND]: '127.0.0.1' }, users: { alice: 'pw' } });
+  try {
+    const requester = createBackendRequester({ useProxy: true, resolver: fixedRoutes([{ kind: 'PROXY', host: basicOnly.host, port: basicOnly.port }]) });
+    const plan = await requester.plan(new URL(`http://${BACKEND}:${backendPort}/needs-auth`));
+    const response = await new Promise<http.IncomingMessage>((resolve, reject) => http.request(plan.options, resolve).on('error', reject).end());
+    response.resume();
+    assert.equal(response.statusCode, 407);
+    const error = proxyAnswerError(plan, response);
+    assert.ok(error instanceof DialError);
+    assert.equal(error.errorClass, 'proxy-auth-required');
+    assert.deepEqual(error.fields.schemes, ['Basic']);
+    assert.match(error.message, new RegExp(`the proxy http://127\\.0\\.0\\.1:${basicOnly.port} asks for authentication for http://${BACKEND}:${backendPort}/needs-auth \\(407; schemes offered: Basic\\)`));
+    // Any other answer, and a 407 reached directly (the app's own), is the app's.
+    const direct = createBackendRequester({ useProxy: false });
+    const directPlan = await direct.plan(new URL(`http://127.0.0.1:${backendPort}/x`));
+    assert.equal(proxyAnswerError(directPlan, Object.assign(Object.create(http.IncomingMessage.prototype) as http.IncomingMessage, { statusCode: 407, headersDistinct: {} })), undefined);
+    requester.close();
+    direct.close();
+  } finally {
+    await basicOnly.stop();
+  }
 });
 
 test('backend requests without useProxy go DIRECT: Squid sees nothing', async () => {

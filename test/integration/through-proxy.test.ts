@@ -283,6 +283,47 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
     await proc.stop();
   });
 
+  it('backend requests through proxies that authenticate: NTLM on the connection; a 407 reaches no user', async () => {
+    const ntlm = await startSquid({ mode: 'ntlm', hosts: { 'app.internal.test': '127.0.0.1' } });
+    try {
+      const port = stack.relay.ports.user;
+      const internal = `http://app.internal.test:${new URL(backend.url).port}`;
+      const passwordFile = path.join(stack.dir, 'backend-ntlm.password');
+      writeFileSync(passwordFile, 'nt-backend-pw\n', { mode: 0o600 });
+      const cases = [
+        { group: 'ntlm-backend', host: 'ntlm.localhost', proxy: { address: `http://127.0.0.1:${ntlm.port}`, credentials: { username: 'CORP\\erin', passwordFile, scheme: 'ntlm' } } },
+        // The Basic Squid with no credentials configured: its 407 is the proxy's, not the app's.
+        { group: 'basic-backend', host: 'basic.localhost', proxy: { address: `http://127.0.0.1:${auth.port}` } },
+      ];
+      const procs: ManagedProcess[] = [];
+      for (const c of cases) {
+        await stack.relay.cli(['relay', 'app', 'add', c.group, '--external', `https://${c.host}:${port}`, '--internal', internal, '--group', c.group]);
+        const registered = await stack.registerConnector({ name: c.group, token: await stack.createToken(c.group), config: {
+          tunnels: 1, relayHost: 'relay.test', dnsServers: [dns.server], useDefaultProxyForBackendRequests: true, proxy: { ...c.proxy, bypassList: ['relay\\.test'] },
+        } });
+        assert.equal(registered.run.code, 0, registered.run.stderr);
+        const proc = stack.startConnector(registered.configFile);
+        running.push(proc);
+        procs.push(proc);
+        await waitFor(() => (/"msg":"tunnel up"/.test(proc.log()) ? true : undefined), 20_000, `${c.group} tunnel up`);
+      }
+      await sleep(600);
+      const served = await userRequest(stack.relay, 'ntlm.localhost', '/hello');
+      assert.equal(served.status, 200, served.body);
+      const line = await ntlm.waitForAccessLog((l) => l.includes(`GET ${internal}/hello`));
+      assert.match(line, /TCP_MISS\/200 .* CORP\\{1,2}erin /, 'Squid served the backend request as the NTLM user');
+      assert.doesNotMatch(procs[0]!.log(), /nt-backend-pw/);
+      const refused = await userRequest(stack.relay, 'basic.localhost', '/hello');
+      assert.equal(refused.status, 502, 'the user gets Ferry\'s page, never the proxy\'s 407');
+      assert.equal(refused.headers['proxy-authenticate'], undefined);
+      assert.match(refused.body, /proxy-auth-required/);
+      assert.match(procs[1]!.log(), /asks for authentication for http:\/\/app\.internal\.test:\d+\/hello \(407; schemes offered: Basic\)/);
+      await Promise.all(procs.map((proc) => proc.stop()));
+    } finally {
+      await ntlm.stop();
+    }
+  });
+
   it('ferry demo --proxy-config --relay-host --transport https goes through Squid', async () => {
     const proxyFile = path.join(stack.dir, 'demo-proxy.config');
     writeFileSync(proxyFile, `<configuration><system.net><defaultProxy><proxy proxyaddress="http://127.0.0.1:${open.port}"/></defaultProxy></system.net></configuration>\n`);

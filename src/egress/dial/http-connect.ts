@@ -1,6 +1,7 @@
-// HTTP CONNECT through an (already connected) HTTP or HTTPS proxy: the request, the strict answer
+// The handshakes with an (already connected) HTTP or HTTPS proxy: HTTP CONNECT, and the
+// authentication of a connection for requests in absolute form. The request, the strict answer
 // parse, the authentication legs on the same connection, and the classification of the answer.
-// Nothing but the CONNECT request is ever written before the proxy said 200.
+// Nothing but the handshake's own requests is ever written before the proxy accepted.
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DialError, type DialPhase } from '../../shared/errors.js';
@@ -39,7 +40,72 @@ const MAX_AUTH_LEGS = 4;
 /** A 407 body larger than this is not drained for another leg; the connection is given up. */
 const MAX_DRAINED_BODY_BYTES = 64 * 1024;
 
+/**
+ * One request of a proxy handshake: CONNECT (a tunnel) or HEAD in absolute form (an authenticated
+ * connection for requests in absolute form). `accepts` says which answer ends the handshake.
+ */
+interface HandshakeExchange {
+  /** For messages: "CONNECT app:443", "HEAD http://app/x". */
+  what: string;
+  request(authorization: string | undefined): string;
+  /** The answer that ends the handshake (other answers than 407 are refusals). */
+  accepts(statusCode: number): boolean;
+  /** Answers carry no body whatever their Content-Length says (HEAD). */
+  bodiless: boolean;
+}
+
 export async function httpConnect(socket: net.Socket, options: HttpConnectOptions): Promise<HttpConnectResult> {
+  const authority = authorityOf(options);
+  const head = await proxyHandshake(socket, options, {
+    what: `CONNECT ${options.target}`,
+    request: (authorization) =>
+      `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n` +
+      (authorization ? `Proxy-Authorization: ${authorization}\r\n` : '') +
+      `User-Agent: ${options.userAgent ?? 'ferry'}\r\n\r\n`,
+    accepts: (statusCode) => statusCode === 200,
+    bodiless: false,
+  });
+  return { socket: head.rest.length > 0 ? new PrefixedTunnel(socket, head.rest) : socket, statusCode: 200 };
+}
+
+/**
+ * Authenticates a connection to an HTTP proxy for requests in absolute form, with a connection
+ * scheme (NTLM, Negotiate): the handshake's legs are `HEAD <url>` (safe, and no body to hold back
+ * or replay), and the proxy then serves the connection's next requests as the authenticated user,
+ * as browsers rely on. `OPTIONS` with `Max-Forwards: 0` would spare the app the HEAD, but Squid
+ * answers it (501) before any authentication. Any answer but 407 ends the handshake: what the
+ * proxy thinks of the URL itself is the real request's business.
+ */
+export async function authenticateForwardConnection(socket: net.Socket, options: HttpConnectOptions & { url: URL }): Promise<void> {
+  const { url } = options;
+  const authority = authorityOf(options);
+  const head = await proxyHandshake(socket, options, {
+    what: `HEAD ${url.origin}${url.pathname}`,
+    request: (authorization) =>
+      `HEAD ${url.href} HTTP/1.1\r\nHost: ${authority}\r\n` +
+      (authorization ? `Proxy-Authorization: ${authorization}\r\n` : '') +
+      `User-Agent: ${options.userAgent ?? 'ferry'}\r\n\r\n`,
+    accepts: (statusCode) => statusCode !== 407,
+    bodiless: true,
+  });
+  if (head.rest.length > 0) {
+    socket.destroy();
+    throw new DialError('proxy-refused', `the proxy ${options.proxy} sent more than one answer to HEAD ${url.origin}${url.pathname}`, {
+      target: options.target, proxy: options.proxy, phase: 'proxy-auth', elapsedMs: 0,
+    });
+  }
+}
+
+function authorityOf(options: HttpConnectOptions): string {
+  return options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
+}
+
+/**
+ * Sends `exchange`'s request, answering 407s with the authenticator's next leg on the same
+ * connection, until the proxy accepts; returns the accepting answer's head (`rest`: the bytes after
+ * it). Every failure destroys the socket and is a classified DialError.
+ */
+async function proxyHandshake(socket: net.Socket, options: HttpConnectOptions, exchange: HandshakeExchange): Promise<ConnectResponseHead> {
   const started = options.now();
   try {
     assertValidTargetHost(options.host);
@@ -47,28 +113,24 @@ export async function httpConnect(socket: net.Socket, options: HttpConnectOption
     socket.destroy();
     throw error;
   }
+  const { what } = exchange;
   const reader = new ProxyAnswerReader(socket);
-  const authority = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]:${options.port}` : `${options.host}:${options.port}`;
   let authorization: string | undefined;
   try {
     try {
       authorization = await options.authenticator?.initial();
     } catch (error) {
       // Nothing was sent yet: the credentials themselves could not be made (e.g. no Kerberos ticket).
-      throw new DialError('proxy-auth-required', `could not produce ${options.authenticator!.scheme} credentials for the proxy ${options.proxy} (CONNECT ${options.target}): ${(error as Error).message}`, {
+      throw new DialError('proxy-auth-required', `could not produce ${options.authenticator!.scheme} credentials for the proxy ${options.proxy} (${what}): ${(error as Error).message}`, {
         ...fields('proxy-auth'),
       });
     }
     for (let leg = 0; leg < MAX_AUTH_LEGS; leg += 1) {
-      socket.write(
-        `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n` +
-          (authorization ? `Proxy-Authorization: ${authorization}\r\n` : '') +
-          `User-Agent: ${options.userAgent ?? 'ferry'}\r\n\r\n`,
-      );
-      const head = await reader.readHead(options.timeoutMs, () => fields('proxy-connect'));
-      if (head.statusCode === 200) {
+      socket.write(exchange.request(authorization));
+      const head = await reader.readHead(options.timeoutMs, what, () => fields('proxy-connect'));
+      if (exchange.accepts(head.statusCode)) {
         const rest = reader.detach();
-        return { socket: rest.length > 0 ? new PrefixedTunnel(socket, rest) : socket, statusCode: 200 };
+        return { ...head, rest };
       }
       if (head.statusCode === 407) {
         const challenges = headerValues(head, 'proxy-authenticate');
@@ -85,30 +147,30 @@ export async function httpConnect(socket: net.Socket, options: HttpConnectOption
         try {
           next = await authenticator?.respond(challenges);
         } catch (error) {
-          throw authFailure(`the proxy ${options.proxy} sent an ${authenticator!.scheme} challenge Ferry cannot use for CONNECT ${options.target}: ${(error as Error).message}`);
+          throw authFailure(`the proxy ${options.proxy} sent an ${authenticator!.scheme} challenge Ferry cannot use for ${what}: ${(error as Error).message}`);
         }
         if (next !== undefined) {
-          if (await reader.drainBodyForReuse(head, options.timeoutMs)) {
+          if (await reader.drainBodyForReuse(head, exchange.bodiless, options.timeoutMs)) {
             authorization = next;
             continue;
           }
-          throw authFailure(`the proxy ${options.proxy} closed the connection after its 407 during the ${authenticator!.scheme} handshake for CONNECT ${options.target} (every leg must use one connection); allow persistent connections for authentication on the proxy`);
+          throw authFailure(`the proxy ${options.proxy} closed the connection after its 407 during the ${authenticator!.scheme} handshake for ${what} (every leg must use one connection); allow persistent connections for authentication on the proxy`);
         }
         if (!authenticator) {
-          throw authFailure(`the proxy ${options.proxy} requires authentication for CONNECT ${options.target} (407; schemes offered: ${offered}) and no proxy credentials are configured`);
+          throw authFailure(`the proxy ${options.proxy} requires authentication for ${what} (407; schemes offered: ${offered}) and no proxy credentials are configured`);
         }
         if (!schemes.some((scheme) => (authenticator.speaks ?? [authenticator.scheme]).includes(scheme))) {
-          throw authFailure(`the proxy ${options.proxy} asks for ${offered} for CONNECT ${options.target}, not ${authenticator.scheme} (407)${schemeAdvice(schemes)}`);
+          throw authFailure(`the proxy ${options.proxy} asks for ${offered} for ${what}, not ${authenticator.scheme} (407)${schemeAdvice(schemes)}`);
         }
-        throw authFailure(`the proxy ${options.proxy} refused the configured ${authenticator.scheme} credentials for CONNECT ${options.target} (407; schemes offered: ${offered})`);
+        throw authFailure(`the proxy ${options.proxy} refused the configured ${authenticator.scheme} credentials for ${what} (407; schemes offered: ${offered})`);
       }
       throw new DialError(
         'proxy-refused',
-        `the proxy ${options.proxy} answered CONNECT ${options.target} with ${head.statusCode}${head.statusText ? ` ${head.statusText}` : ''}`,
+        `the proxy ${options.proxy} answered ${what} with ${head.statusCode}${head.statusText ? ` ${head.statusText}` : ''}`,
         { ...fields('proxy-connect'), statusCode: head.statusCode, statusText: head.statusText },
       );
     }
-    throw new DialError('proxy-auth-required', `the proxy ${options.proxy} kept asking for authentication after ${MAX_AUTH_LEGS} attempts`, {
+    throw new DialError('proxy-auth-required', `the proxy ${options.proxy} kept asking for authentication after ${MAX_AUTH_LEGS} attempts (${what})`, {
       ...fields('proxy-auth'),
       statusCode: 407,
     });
@@ -157,7 +219,7 @@ class ProxyAnswerReader {
     socket.on('error', this.onError);
   }
 
-  async readHead(timeoutMs: number, fields: () => { target: string; proxy: string; phase: DialPhase; elapsedMs: number }): Promise<ConnectResponseHead> {
+  async readHead(timeoutMs: number, what: string, fields: () => { target: string; proxy: string; phase: DialPhase; elapsedMs: number }): Promise<ConnectResponseHead> {
     const parser = new ConnectResponseParser();
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -167,27 +229,28 @@ class ProxyAnswerReader {
         return result.head;
       }
       if (result.kind === 'invalid') {
-        throw new DialError('proxy-refused', `the proxy ${fields().proxy} sent an invalid answer to CONNECT: ${result.reason}`, fields());
+        throw new DialError('proxy-refused', `the proxy ${fields().proxy} sent an invalid answer to ${what}: ${result.reason}`, fields());
       }
       if (this.failure) {
         const code = (this.failure as NodeJS.ErrnoException).code ?? 'socket error';
-        // A proxy that drops the connection during CONNECT is a proxy answer, not a reason to
+        // A proxy that drops the connection during its handshake is a proxy answer, not a reason to
         // re-dial it forever (undici #3897): classify it as a refusal.
-        throw new DialError('proxy-refused', `the proxy ${fields().proxy} reset the connection during CONNECT (${code})`, fields(), { cause: this.failure });
+        throw new DialError('proxy-refused', `the proxy ${fields().proxy} reset the connection during ${what} (${code})`, fields(), { cause: this.failure });
       }
-      if (this.ended) throw new DialError('proxy-refused', `the proxy ${fields().proxy} closed the connection without answering CONNECT`, fields());
+      if (this.ended) throw new DialError('proxy-refused', `the proxy ${fields().proxy} closed the connection without answering ${what}`, fields());
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
-        throw new DialError('connect-timeout', `the proxy ${fields().proxy} did not answer CONNECT within ${timeoutMs} ms`, { ...fields(), timeoutMs });
+        throw new DialError('connect-timeout', `the proxy ${fields().proxy} did not answer ${what} within ${timeoutMs} ms`, { ...fields(), timeoutMs });
       }
       await this.waitForInput(remaining);
     }
   }
 
-  /** Skips a 407 body so another CONNECT can go on the same connection; false when impossible. */
-  async drainBodyForReuse(head: ConnectResponseHead, timeoutMs: number): Promise<boolean> {
+  /** Skips a 407 body so another leg can go on the same connection; false when impossible. */
+  async drainBodyForReuse(head: ConnectResponseHead, bodiless: boolean, timeoutMs: number): Promise<boolean> {
     const connection = [...headerValues(head, 'connection'), ...headerValues(head, 'proxy-connection')].join(',').toLowerCase();
     if (connection.includes('close') || (head.httpVersion === '1.0' && !connection.includes('keep-alive'))) return false;
+    if (bodiless) return true;
     const lengths = headerValues(head, 'content-length');
     if (headerValues(head, 'transfer-encoding').length > 0) return false;
     const length = lengths.length === 0 ? 0 : Number(lengths[0]);

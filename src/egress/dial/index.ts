@@ -19,7 +19,7 @@ import { silentLogger, type Logger } from '../../shared/log.js';
 import { redact } from '../../shared/redact.js';
 import type { DialRequest, DialResult, DialTrace, Dialer, ProxyResolver, Route, RouteDecision } from '../types.js';
 import type { ConfiguredProxyCredentials } from '../../config/proxy-settings.js';
-import { assertValidTargetHost, httpConnect } from './http-connect.js';
+import { assertValidTargetHost, authenticateForwardConnection, httpConnect } from './http-connect.js';
 import { createProxyAuthenticator, type ProxyAuthenticator, type ProxyCredentials } from './proxy-auth.js';
 import { RouteHealth, formatHostPort, routeKey } from './route-health.js';
 import { socksConnect } from './socks.js';
@@ -65,15 +65,19 @@ export interface EgressDialer extends Dialer {
    */
   dialTls(request: DialRequest, tls: Omit<PinnedTlsOptions, 'target' | 'proxy'>): Promise<DialResult & { socket: TLSSocket }>;
   /**
-   * A connection to the first of `proxies` (plain HTTP proxies) that accepts one, for a request
-   * sent to it in absolute form: no CONNECT. The list is walked like any route list (the proxy
-   * that last worked for this target first, recently failed ones last, each failure marked), with
-   * a trace per attempt; `request` names the app the request is for.
+   * A connection to the first of the decision's proxies (plain HTTP proxies) that accepts one, for
+   * requests sent to it in absolute form: no CONNECT; with NTLM or Negotiate credentials, a
+   * connection authenticated for them. The list is walked like any route list (the proxy that last
+   * worked for this target first, recently failed ones last, each failure marked), with a trace
+   * per attempt; `request` names the app the request is for.
    */
-  dialForwardProxy(request: DialRequest, proxies: readonly ProxyRoute[], provenance: RouteDecision['provenance']): Promise<DialResult>;
+  dialForwardProxy(request: DialRequest, decision: ForwardDecision): Promise<DialResult>;
   /** The failover bookkeeping (exposed for doctor output and tests). */
   readonly health: RouteHealth;
 }
+
+/** The proxies a request in absolute form may go to (their credentials as resolved with them). */
+export type ForwardDecision = RouteDecision & { routes: ProxyRoute[] };
 
 /** A DialError thrown when every route failed: the most relevant failure plus all attempts. */
 export class RoutesExhaustedError extends DialError {
@@ -170,8 +174,8 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     return result as DialResult & { socket: TLSSocket };
   }
 
-  function dialForwardProxy(request: DialRequest, proxies: readonly ProxyRoute[], provenance: RouteDecision['provenance']): Promise<DialResult> {
-    return walk(request, undefined, { routes: [...proxies], provenance });
+  function dialForwardProxy(request: DialRequest, decision: ForwardDecision): Promise<DialResult> {
+    return walk(request, undefined, decision);
   }
 
   /**
@@ -242,10 +246,10 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     const proxy = proxyLabel(route);
     const { socket, tcpMs } = await connectTcp({ host: route.host, port: route.port, timeoutMs, target, proxy, now, ...signalOf(request), ...lookupOpt });
     trace.tcpMs = tcpMs;
-    if (toProxyItself) return socket;
     const credentials = route.username !== undefined
       ? { username: route.username, password: route.password ?? '' }
       : options.credentials?.(route) ?? credentialsFromDecision(decision);
+    if (toProxyItself) return authenticatedForRequests(socket, route, credentials, request, target, proxy, timeoutMs);
     if (route.kind === 'SOCKS5' || route.kind === 'SOCKS4') {
       return socksConnect(socket, {
         version: route.kind === 'SOCKS5' ? 5 : 4,
@@ -287,6 +291,31 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
       if (error instanceof DialError && error.fields.statusCode !== undefined) trace.connectStatus = error.fields.statusCode;
       throw error;
     }
+  }
+
+  /**
+   * A connection to an HTTP proxy for requests in absolute form. Basic goes with each request (the
+   * requester writes it); NTLM and Negotiate (and `any`, which may choose NTLM) authenticate the
+   * connection itself, so the handshake runs here, before the connection serves a request.
+   */
+  async function authenticatedForRequests(socket: net.Socket, route: ProxyRoute, credentials: ProxyCredentials | undefined, request: DialRequest, target: string, proxy: string, timeoutMs: number): Promise<Duplex> {
+    if (!credentials || (credentials.scheme ?? 'basic') === 'basic') return socket;
+    const authenticator = options.authenticator ? options.authenticator(route, credentials) : createProxyAuthenticator(credentials, route.host);
+    if (!authenticator) return socket;
+    const url = request.url ?? new URL(`http://${target}/`);
+    await authenticateForwardConnection(socket, { host: request.host, port: request.port, target, proxy, timeoutMs, now, authenticator, url });
+    if (authenticator.scheme === 'Basic') {
+      // `any` met a proxy that offers Basic only: Basic authenticates a request, not a connection,
+      // and the requests after this one carry none (`any` never sends the password unasked).
+      socket.destroy();
+      throw new DialError('proxy-auth-required', `the proxy ${proxy} asks for Basic for requests to ${target}, which must go with every request in absolute form: set proxy.credentials.scheme to basic`, {
+        target, proxy, phase: 'proxy-auth', elapsedMs: 0, statusCode: 407, schemes: ['Basic'],
+      });
+    }
+    // The handshake paused the socket when it stopped reading; the HTTP client reads it from here
+    // as it would a fresh connection (nothing arrives before its first request).
+    socket.resume();
+    return socket;
   }
 
   function proxyTls(socket: net.Socket, route: ProxyRoute, target: string, proxy: string, timeoutMs: number): Promise<tls.TLSSocket> {
