@@ -16,7 +16,7 @@ import { createConnectorEgress, lookupVia, type BackendRequester, type Connector
 import { createDialer, proxyLabel, type DialerOptions, type EgressDialer, type ProxyRoute } from '../egress/dial/index.js';
 import { connectTcp, classifySocketError } from '../egress/dial/tcp.js';
 import { formatHostPort } from '../egress/dial/route-health.js';
-import { createEgressAgent } from '../egress/http.js';
+import { createEgressAgent, proxyAnswerError } from '../egress/http.js';
 import { formatRoute } from '../egress/pac/index.js';
 import { createProxyResolver, loadProxyResolverOptions, DEFAULT_MACHINE_CONFIG, type ManagedProxyResolver } from '../egress/resolve/index.js';
 import type { Caller, DialTrace, ProxyResolver, Route, RouteDecision } from '../egress/types.js';
@@ -495,7 +495,10 @@ async function backendCheck(requester: BackendRequester, raw: string, timeoutMs:
     const status = await new Promise<number>((resolve, reject) => {
       const req = (plan.protocol === 'https:' ? https : http).request(plan.options, (res) => {
         res.resume();
-        resolve(res.statusCode ?? 0);
+        // A proxy's 407 says nothing about the app: it is the proxy check that fails.
+        const refused = proxyAnswerError(plan, res);
+        if (refused) reject(refused);
+        else resolve(res.statusCode ?? 0);
       });
       req.on('timeout', () => req.destroy(new DialError('connect-timeout', `the backend ${url.host} did not answer within ${timeoutMs} ms`, { target: url.host, phase: 'session' })));
       req.on('error', reject);

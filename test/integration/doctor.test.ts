@@ -292,6 +292,24 @@ describe('ferry doctor: Squid scenarios', () => {
     }
   });
 
+  it('--backend through a proxy that wants credentials: proxy-auth-required, not "answered HTTP 407"', async () => {
+    const app = http.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (app.address() as AddressInfo).port;
+      // The app by a name only Squid resolves (loopback addresses are never proxied).
+      const config = writeConfig({ transport: 'tcp', useDefaultProxyForBackendRequests: true, proxy: { address: `http://127.0.0.1:${squids.auth!.port}` } });
+      const run = await runFerry(['doctor', '--config', config, '--json', '--backend', `http://${RELAY}:${port}/`], { timeoutMs: 60_000 });
+      const report = JSON.parse(run.stdout) as JsonReport;
+      const check = find(report, `backend:${RELAY}:${port}`);
+      assert.equal(check?.status, 'fail', JSON.stringify(check));
+      assert.equal(check?.errorClass, 'proxy-auth-required');
+      assert.match(check?.details ?? '', /asks for authentication .*\(407; schemes offered: Basic\)/);
+    } finally {
+      app.close();
+    }
+  });
+
   it('a broken config is exit code 2 with file and line', async () => {
     const file = path.join(stack.dir, 'broken.yaml');
     writeFileSync(file, 'stateDir: ./c\nproxy:\n  address: proxy.corp:8080\n');
