@@ -270,11 +270,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
       proxySocket = await proxyTls(socket, route, target, proxy, timeoutMs);
       trace.proxyTlsMs = now() - started;
     }
-    const authenticator = options.authenticator
-      ? options.authenticator(route, credentials)
-      : credentials
-        ? createProxyAuthenticator(credentials, route.host)
-        : undefined;
+    const authenticator = authenticatorFor(route, credentials);
     try {
       const tunnel = await httpConnect(proxySocket, {
         host: request.host,
@@ -293,6 +289,11 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     }
   }
 
+  function authenticatorFor(route: ProxyRoute, credentials: ProxyCredentials | undefined): ProxyAuthenticator | undefined {
+    if (options.authenticator) return options.authenticator(route, credentials);
+    return credentials ? createProxyAuthenticator(credentials, route.host) : undefined;
+  }
+
   /**
    * A connection to an HTTP proxy for requests in absolute form. Basic goes with each request (the
    * requester writes it); NTLM and Negotiate (and `any`, which may choose NTLM) authenticate the
@@ -300,7 +301,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
    */
   async function authenticatedForRequests(socket: net.Socket, route: ProxyRoute, credentials: ProxyCredentials | undefined, request: DialRequest, target: string, proxy: string, timeoutMs: number): Promise<Duplex> {
     if (!credentials || (credentials.scheme ?? 'basic') === 'basic') return socket;
-    const authenticator = options.authenticator ? options.authenticator(route, credentials) : createProxyAuthenticator(credentials, route.host);
+    const authenticator = authenticatorFor(route, credentials);
     if (!authenticator) return socket;
     const url = request.url ?? new URL(`http://${target}/`);
     await authenticateForwardConnection(socket, { host: request.host, port: request.port, target, proxy, timeoutMs, now, authenticator, url });
