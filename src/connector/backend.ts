@@ -12,7 +12,7 @@ import { endToEndHeaders, FERRY_HEADERS, type BackendFailureClass } from '../sha
 import { appTarget } from '../shared/published-app.js';
 import { DialError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { proxyAnswerError } from '../egress/http.js';
+import { describePlan, proxyAnswerError, type BackendRequestPlan } from '../egress/http.js';
 import type { BackendRequester } from './egress.js';
 import type { AnswerSink, AppClient } from './app-client.js';
 
@@ -87,14 +87,17 @@ interface TunnelRequest {
 /** Through the egress's plan (https apps, the backend proxy, WebSockets): Node's http.request. */
 async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRequest, requester: BackendRequester, logger: Logger): Promise<void> {
   const { isWebSocket, internal, app } = tunnelRequest;
-  const plan = await requester.plan(tunnelRequest.target, {
+  const base = {
     method: isWebSocket ? 'GET' : tunnelRequest.method,
     headers: isWebSocket ? { ...tunnelRequest.headers, connection: 'Upgrade', upgrade: 'websocket' } : tunnelRequest.headers,
+  };
+  // A request whose HEADERS ended the stream can be sent again (nothing was streamed into it).
+  const bodiless = !isWebSocket && stream.endAfterHeaders;
+  let request: ClientRequest | undefined;
+  stream.on('close', () => {
+    if (request && !request.destroyed && !request.writableFinished) request.destroy();
   });
-  if (stream.destroyed) return;
-  const client = plan.protocol === 'https:' ? https : http;
-  const request: ClientRequest = client.request(plan.options);
-  request.setNoDelay?.(true);
+  stream.on('error', () => request?.destroy());
 
   const failed = (error: NodeJS.ErrnoException) => {
     if (stream.headersSent) {
@@ -105,50 +108,63 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
     logger.warn({ app, backend: internal.origin, errorClass, code: error.code, ...(error instanceof DialError ? { reason: error.message } : {}) }, 'backend request failed');
     failStream(stream, errorClass, `${internal.host}: ${error.code ?? error.message}`);
   };
-  request.on('response', (response: IncomingMessage) => {
-    if (stream.destroyed) return response.destroy();
-    const proxyError = proxyAnswerError(plan, response);
-    if (proxyError) {
-      response.destroy();
-      request.destroy();
-      return failed(proxyError);
-    }
-    try {
-      stream.respond({ ':status': response.statusCode ?? 502, ...endToEndHeaders(response.headers) });
-    } catch (error) {
-      logger.debug({ err: error }, 'could not send response headers on the tunnel');
-      return response.destroy();
-    }
-    response.pipe(stream);
-    response.on('error', () => cutAnswer(stream));
-  });
-  request.on('upgrade', (response: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const out = endToEndHeaders(response.headers);
-    stream.respond({ ':status': 200, ...out });
-    if (head.length) stream.write(head);
-    socket.pipe(stream);
-    stream.pipe(socket);
-    socket.on('error', () => stream.close(NGHTTP2_CANCEL));
-    socket.on('close', () => { if (!stream.closed) stream.close(); });
-    stream.on('close', () => socket.destroy());
-  });
-  request.on('error', failed);
-  stream.on('close', () => {
-    if (!request.destroyed && !request.writableFinished) request.destroy();
-  });
-  stream.on('error', () => request.destroy());
-  if (isWebSocket) {
-    request.flushHeaders();
-  } else {
-    // Not pipe's own end: a tunnel stream reset by the relay (the user went away, or the answer was
-    // complete before the upload) also ends the readable side, and ending the backend request then
-    // would send a truncated body on a keep-alive socket that the next request reuses.
-    stream.pipe(request, { end: false });
-    stream.once('end', () => {
-      if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) request.destroy();
-      else request.end();
+
+  const send = (plan: BackendRequestPlan, retried: boolean): void => {
+    if (stream.destroyed) return;
+    const sent: ClientRequest = (plan.protocol === 'https:' ? https : http).request(plan.options);
+    request = sent;
+    sent.setNoDelay?.(true);
+    sent.on('response', (response: IncomingMessage) => {
+      if (stream.destroyed) return response.destroy();
+      const proxyError = proxyAnswerError(plan, response);
+      if (proxyError) {
+        response.destroy();
+        sent.destroy();
+        return failed(proxyError);
+      }
+      try {
+        stream.respond({ ':status': response.statusCode ?? 502, ...endToEndHeaders(response.headers) });
+      } catch (error) {
+        logger.debug({ err: error }, 'could not send response headers on the tunnel');
+        return response.destroy();
+      }
+      response.pipe(stream);
+      response.on('error', () => cutAnswer(stream));
     });
-  }
+    sent.on('upgrade', (response: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const out = endToEndHeaders(response.headers);
+      stream.respond({ ':status': 200, ...out });
+      if (head.length) stream.write(head);
+      socket.pipe(stream);
+      stream.pipe(socket);
+      socket.on('error', () => stream.close(NGHTTP2_CANCEL));
+      socket.on('close', () => { if (!stream.closed) stream.close(); });
+      stream.on('close', () => socket.destroy());
+    });
+    sent.on('error', (error: NodeJS.ErrnoException) => {
+      if (!bodiless || retried) return failed(error);
+      requester.planAfterFailure(plan, error, tunnelRequest.target, base).then((next) => {
+        if (!next) return failed(error);
+        logger.info({ app, backend: internal.origin, via: describePlan(next) }, 'no proxy of the list took a connection: the request goes by the next route');
+        send(next, true);
+      }, () => failed(error));
+    });
+    if (isWebSocket) {
+      sent.flushHeaders();
+    } else if (bodiless) {
+      sent.end();
+    } else {
+      // Not pipe's own end: a tunnel stream reset by the relay (the user went away, or the answer was
+      // complete before the upload) also ends the readable side, and ending the backend request then
+      // would send a truncated body on a keep-alive socket that the next request reuses.
+      stream.pipe(sent, { end: false });
+      stream.once('end', () => {
+        if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) sent.destroy();
+        else sent.end();
+      });
+    }
+  };
+  send(await requester.plan(tunnelRequest.target, base), false);
 }
 
 /** A tunnel stream as the sink of the app client; the stream's flow control paces the app. */

@@ -17,7 +17,7 @@ import { rawUserError, sendUserError, userErrors, type UserError } from '../shar
 import { addForwardedHeaders, appTarget, joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
 import type { Logger } from '../shared/log.js';
 import type { BackendRequester } from './egress.js';
-import { proxyAnswerError, type BackendAgents } from '../egress/http.js';
+import { describePlan, proxyAnswerError, type BackendAgents, type BackendRequestPlan } from '../egress/http.js';
 import { classifyBackendFailure } from './backend.js';
 import { HeadSplice } from './head-splice.js';
 import type { AppClient } from './app-client.js';
@@ -236,8 +236,8 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
 
   if (!connection.bound && isConnectionAuth(req.headers.authorization)) connection.bound = { agents: requester.agentsForOneUser(), turn: Promise.resolve() };
   const bound = connection.bound;
+  const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
   if (appClient.serves(url) && !bound) {
-    const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
     const exchange = appClient.dispatch(app.internalUrl, { method, path: `${url.pathname}${url.search}`, headers, body: hasBody ? req : null }, {
       head: writeHead,
       write: (chunk) => res.write(chunk),
@@ -253,7 +253,8 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
     turn = bound.turn;
     bound.turn = new Promise((resolve) => res.once('close', resolve));
   }
-  turn.then(() => requester.plan(url, { method, headers }, bound?.agents)).then((plan) => {
+  const base = { method, headers };
+  const send = (plan: BackendRequestPlan, retried: boolean): void => {
     if (answered || res.destroyed) return;
     const request: ClientRequest = (plan.protocol === 'https:' ? https : http).request(plan.options);
     cancel = () => request.destroy();
@@ -269,9 +270,23 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
       response.pipe(res);
       response.on('error', () => res.destroy());
     });
-    request.on('error', (error: NodeJS.ErrnoException) => fail(error, classifyBackendFailure(error)));
-    req.pipe(request);
-  }, (error: Error) => fail(error, 'bad-internal-url'));
+    request.on('error', (error: NodeJS.ErrnoException) => {
+      // A request without a body can go again when no proxy of its list took a connection.
+      if (hasBody || retried || answered) return fail(error, classifyBackendFailure(error));
+      requester.planAfterFailure(plan, error, url, base, bound?.agents).then((next) => {
+        if (!next) return fail(error, classifyBackendFailure(error));
+        logger.info({ app: app.name, backend: app.internalUrl.origin, via: describePlan(next) }, 'no proxy of the list took a connection: the request goes by the next route');
+        send(next, true);
+      }, () => fail(error, classifyBackendFailure(error)));
+    });
+    if (hasBody) {
+      req.pipe(request);
+    } else {
+      req.resume();
+      request.end();
+    }
+  };
+  turn.then(() => requester.plan(url, base, bound?.agents)).then((plan) => send(plan, false), (error: Error) => fail(error, 'bad-internal-url'));
 }
 
 /** An HTTP/1.1 Upgrade (WebSocket) goes to the app as an Upgrade; then bytes both ways. */

@@ -6,9 +6,9 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { createDialer, credentialsFromDecision, proxyLabel, type DialerOptions, type EgressDialer, type ForwardDecision, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
+import { createDialer, credentialsFromDecision, proxyLabel, RoutesExhaustedError, type DialerOptions, type EgressDialer, type ForwardDecision, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
 import { challengeSchemes } from './dial/connect-response.js';
-import { formatHostPort } from './dial/route-health.js';
+import { formatHostPort, routeKey } from './dial/route-health.js';
 import { connectVerifiedTls } from './tls.js';
 import type { Caller, Dialer, DialResult, ProxyResolver, Provenance, Route, RouteDecision } from './types.js';
 import { DialError } from '../shared/errors.js';
@@ -242,6 +242,23 @@ export function createBackendRequester(options: BackendRequesterOptions) {
     };
   }
 
+  /**
+   * After `error` ended a request planned as `planned`: the plan to send it again with, or
+   * undefined. Only for a request in absolute form whose proxies all took no connection (refused,
+   * SYN unanswered, no name: nothing of the request left) when its list has a route they did not
+   * cover (DIRECT, a tunnel, a proxy with other credentials), which the next plan puts first now
+   * that they are skipped. Without this, "PROXY a; DIRECT" failed one user request each time the
+   * dead proxy's skip ran out. Only the caller knows whether the request can go again: one whose
+   * body was streamed into the failed request cannot.
+   */
+  async function planAfterFailure(planned: BackendRequestPlan, error: unknown, url: URL, base?: http.RequestOptions, via?: BackendAgents): Promise<BackendRequestPlan | undefined> {
+    if (planned.via !== 'forward-proxy' || !(error instanceof RoutesExhaustedError)) return undefined;
+    if (!error.attempts.every((attempt) => attempt.fields.phase === 'resolve' || attempt.fields.phase === 'tcp')) return undefined;
+    const tried = new Set(error.traces.map((trace) => trace.route));
+    const next = await plan(url, base, via);
+    return tried.has(routeKey(next.route)) ? undefined : next;
+  }
+
   /** As the dialer finds them for CONNECT: the route's own, the per-proxy lookup, the configured ones. */
   function credentialsOf(route: Route, decision: RouteDecision): ProxyCredentials | undefined {
     if (route.kind === 'DIRECT') return undefined;
@@ -264,6 +281,7 @@ export function createBackendRequester(options: BackendRequesterOptions) {
 
   return {
     plan,
+    planAfterFailure,
     agentsForOneUser,
     connect,
     isDirectHttp,

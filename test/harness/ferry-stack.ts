@@ -57,7 +57,7 @@ export class FerryStack {
     const configFile = path.join(this.dir, 'relay.yaml');
     writeFileSync(configFile, stringify({
       stateDir: './relay',
-      hostnames: ['app.localhost', 'other.localhost', 'dead.localhost', 'slow.localhost', 'lonely.localhost', 'ntlm.localhost', 'basic.localhost', 'relay.ferry.test', 'relay.test'],
+      hostnames: ['app.localhost', 'other.localhost', 'dead.localhost', 'slow.localhost', 'lonely.localhost', 'ntlm.localhost', 'basic.localhost', 'fallback.localhost', 'relay.ferry.test', 'relay.test'],
       listen: { user: `127.0.0.1:${user}`, tunnel: `127.0.0.1:${tunnel}`, registration: `127.0.0.1:${registration}`, ...(userPlain ? { userPlain: `127.0.0.1:${userPlain}` } : {}) },
       tunnelPingIntervalMs: 2000,
       ...extra,

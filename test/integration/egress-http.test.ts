@@ -137,6 +137,28 @@ test('absolute-form backend requests fail over across the list: a dead proxy fir
   requester.close();
 });
 
+test('planAfterFailure: when no proxy of the list took a connection, the next route (DIRECT) for the same request; none when the list has no other', async () => {
+  const dead = await freePort();
+  const requester = (routes: Route[]) => createBackendRequester({ useProxy: true, resolver: fixedRoutes(routes, 'pac') });
+  const url = new URL(`http://${BACKEND}:${backendPort}/fallback`);
+  // BACKEND is a name only Squid knows: DIRECT reaches the app by address, as a DNS server would answer.
+  const direct = new URL(`http://127.0.0.1:${backendPort}/fallback`);
+  const withDirect = requester([{ kind: 'PROXY', host: '127.0.0.1', port: dead }, { kind: 'DIRECT' }]);
+  const first = await withDirect.plan(direct);
+  assert.equal(first.via, 'forward-proxy');
+  const error = await fetchText(http, first.options).then(() => assert.fail('the dead proxy took the request'), (e: unknown) => e);
+  const next = await withDirect.planAfterFailure(first, error, direct);
+  assert.equal(next?.via, 'direct');
+  assert.equal((await fetchText(http, next!.options)).body, `backend saw /fallback host=127.0.0.1:${backendPort} auth=-`);
+  assert.equal(await withDirect.planAfterFailure(first, new Error('not a dial failure'), direct), undefined);
+  const proxiesOnly = requester([{ kind: 'PROXY', host: '127.0.0.1', port: dead }]);
+  const only = await proxiesOnly.plan(url);
+  const failed = await fetchText(http, only.options).then(() => assert.fail('the dead proxy took the request'), (e: unknown) => e);
+  assert.equal(await proxiesOnly.planAfterFailure(only, failed, url), undefined, 'nothing else to try: the same dead proxy is not tried again');
+  withDirect.close();
+  proxiesOnly.close();
+});
+
 test('absolute-form backend requests take the configured proxy.credentials (Basic in each request; never an NTLM password in Basic)', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ferry-creds-'));
   const passwordFile = path.join(dir, 'proxy.password');

@@ -47,7 +47,7 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
     const { readFileSync } = await import('node:fs');
     bump = await startSquid({ mode: 'bump', hosts, upstreamCaPem: readFileSync(stack.relay.caFile, 'utf8'), bumpCaSubject: '/CN=Corp Inspection CA/O=Corp IT' });
     // Own ports (not 127.0.0.53:53 and 80), so other suites' DNS and wpad servers cannot interfere.
-    dns = await startDnsmasq({ records: { 'wpad.corp.test': '127.0.0.1', 'relay.test': '127.0.0.1', 'proxy.ferry.test': '127.0.0.1' }, address: '127.0.0.1', port: await freePort() });
+    dns = await startDnsmasq({ records: { 'wpad.corp.test': '127.0.0.1', 'relay.test': '127.0.0.1', 'proxy.ferry.test': '127.0.0.1', 'app.internal.test': '127.0.0.1' }, address: '127.0.0.1', port: await freePort() });
     wpad = await startWpadServer(`function FindProxyForURL(url, host) { return "PROXY 127.0.0.1:${open.port}"; }`, 0);
     const port = stack.relay.ports.user;
     const added = await stack.relay.cli(['relay', 'app', 'add', 'app', '--external', `https://app.localhost:${port}`, '--internal', backend.url]);
@@ -322,6 +322,29 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
     } finally {
       await ntlm.stop();
     }
+  });
+
+  it('backend requests with "PROXY dead; DIRECT": the request that finds the proxy down goes DIRECT (no 502)', async () => {
+    const port = stack.relay.ports.user;
+    const dead = await freePort();
+    const pac = path.join(stack.dir, 'backend-fallback.pac');
+    writeFileSync(pac, `function FindProxyForURL(url, host) { return "PROXY 127.0.0.1:${dead}; DIRECT"; }\n`);
+    // The app by name (loopback addresses are never proxied); the connector's DNS server knows it.
+    const internal = `http://app.internal.test:${new URL(backend.url).port}`;
+    await stack.relay.cli(['relay', 'app', 'add', 'fallback', '--external', `https://fallback.localhost:${port}`, '--internal', internal, '--group', 'fallback']);
+    const registered = await stack.registerConnector({ name: 'fallback', token: await stack.createToken('fallback'), config: {
+      tunnels: 1, transport: 'tcp', relayHost: 'relay.test', dnsServers: [dns.server], useDefaultProxyForBackendRequests: true, proxy: { scriptLocation: `file://${pac}` },
+    } });
+    assert.equal(registered.run.code, 0, registered.run.stderr);
+    const proc = stack.startConnector(registered.configFile);
+    running.push(proc);
+    await waitFor(() => (/"msg":"tunnel up"/.test(proc.log()) ? true : undefined), 20_000, 'fallback tunnel up');
+    await sleep(600);
+    const res = await userRequest(stack.relay, 'fallback.localhost', '/hello');
+    assert.equal(res.status, 200, res.body);
+    assert.match(proc.log(), /"via":"direct","msg":"no proxy of the list took a connection: the request goes by the next route"/);
+    assert.match(proc.log(), new RegExp(`PROXY 127\\.0\\.0\\.1:${dead} → connect-refused`));
+    await proc.stop();
   });
 
   it('ferry demo --proxy-config --relay-host --transport https goes through Squid', async () => {
