@@ -5,10 +5,11 @@
 // not the connector, resolves outside names.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { FerryStack, startFerryProcess, userRequest, type ManagedProcess } from '../harness/ferry-stack.js';
+import { FerryStack, http2Exchange, startFerryProcess, userRequest, type ManagedProcess } from '../harness/ferry-stack.js';
 import { startSquid, type SquidInstance } from '../harness/squid.js';
 import { kdcUnavailable, startKdc } from '../harness/kdc.js';
 import { startDnsmasq, type DnsmasqHandle } from '../harness/dnsmasq.js';
@@ -44,7 +45,6 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
     [open, auth, deny] = started.map((result) => (result.status === 'fulfilled' ? result.value : undefined)) as SquidInstance[];
     const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
     if (failed) throw failed.reason;
-    const { readFileSync } = await import('node:fs');
     bump = await startSquid({ mode: 'bump', hosts, upstreamCaPem: readFileSync(stack.relay.caFile, 'utf8'), bumpCaSubject: '/CN=Corp Inspection CA/O=Corp IT' });
     // Own ports (not 127.0.0.53:53 and 80), so other suites' DNS and wpad servers cannot interfere.
     dns = await startDnsmasq({ records: { 'wpad.corp.test': '127.0.0.1', 'relay.test': '127.0.0.1', 'proxy.ferry.test': '127.0.0.1', 'app.internal.test': '127.0.0.1' }, address: '127.0.0.1', port: await freePort() });
@@ -324,7 +324,7 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
     }
   });
 
-  it('backend requests with "PROXY dead; DIRECT": the request that finds the proxy down goes DIRECT (no 502)', async () => {
+  it('backend requests with "PROXY dead; DIRECT": the request that finds the proxy down goes DIRECT (no 502), from HTTP/1.1 and HTTP/2 users', async () => {
     const port = stack.relay.ports.user;
     const dead = await freePort();
     const pac = path.join(stack.dir, 'backend-fallback.pac');
@@ -332,19 +332,33 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
     // The app by name (loopback addresses are never proxied); the connector's DNS server knows it.
     const internal = `http://app.internal.test:${new URL(backend.url).port}`;
     await stack.relay.cli(['relay', 'app', 'add', 'fallback', '--external', `https://fallback.localhost:${port}`, '--internal', internal, '--group', 'fallback']);
-    const registered = await stack.registerConnector({ name: 'fallback', token: await stack.createToken('fallback'), config: {
-      tunnels: 1, transport: 'tcp', relayHost: 'relay.test', dnsServers: [dns.server], useDefaultProxyForBackendRequests: true, proxy: { scriptLocation: `file://${pac}` },
-    } });
-    assert.equal(registered.run.code, 0, registered.run.stderr);
-    const proc = stack.startConnector(registered.configFile);
-    running.push(proc);
-    await waitFor(() => (/"msg":"tunnel up"/.test(proc.log()) ? true : undefined), 20_000, 'fallback tunnel up');
-    await sleep(600);
-    const res = await userRequest(stack.relay, 'fallback.localhost', '/hello');
-    assert.equal(res.status, 200, res.body);
-    assert.match(proc.log(), /"via":"direct","msg":"no proxy of the list took a connection: the request goes by the next route"/);
-    assert.match(proc.log(), new RegExp(`PROXY 127\\.0\\.0\\.1:${dead} → connect-refused`));
-    await proc.stop();
+    // A connector per kind of user, each meeting the dead proxy first (a failed proxy is then skipped).
+    const users = {
+      'HTTP/1.1': async () => (await userRequest(stack.relay, 'fallback.localhost', '/hello')).status,
+      'HTTP/2': async () => {
+        const session = http2.connect(`https://127.0.0.1:${port}`, { ca: readFileSync(stack.relay.caFile), servername: 'fallback.localhost' });
+        try {
+          return (await http2Exchange(session, { ':method': 'GET', ':path': '/hello', ':authority': `fallback.localhost:${port}` })).status;
+        } finally {
+          session.close();
+        }
+      },
+    };
+    for (const [kind, request] of Object.entries(users)) {
+      const name = `fallback-${kind.replace(/\W/g, '')}`;
+      const registered = await stack.registerConnector({ name, token: await stack.createToken('fallback'), config: {
+        tunnels: 1, transport: 'tcp', relayHost: 'relay.test', dnsServers: [dns.server], useDefaultProxyForBackendRequests: true, proxy: { scriptLocation: `file://${pac}` },
+      } });
+      assert.equal(registered.run.code, 0, registered.run.stderr);
+      const proc = stack.startConnector(registered.configFile);
+      running.push(proc);
+      await waitFor(() => (/"msg":"tunnel up"/.test(proc.log()) ? true : undefined), 20_000, `${name} tunnel up`);
+      await sleep(600);
+      assert.equal(await request(), 200, kind);
+      assert.match(proc.log(), new RegExp(`PROXY 127\\.0\\.0\\.1:${dead} → connect-refused`), kind);
+      assert.match(proc.log(), /"via":"direct","msg":"no proxy of the list took a connection: the request goes by the next route"/, kind);
+      await proc.stop();
+    }
   });
 
   it('ferry demo --proxy-config --relay-host --transport https goes through Squid', async () => {
