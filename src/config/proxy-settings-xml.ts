@@ -77,6 +77,15 @@ export function parseDotnetProxyConfig(text: string, file: string): ProxySetting
       if (name !== 'configuration') fail(`the root element is <${name}>, expected <configuration>`, tagLine, 'a .NET config file starts with <configuration>; put <system.net><defaultProxy> inside it');
       return;
     }
+    // Other sections (appSettings, runtime, <system.net>'s settings...) are not ours; a miscased
+    // name of ours is an error, as .NET's configuration system rejects it, never a silent skip
+    // (<defaultproxy enabled="false"/> ignored would send traffic through a proxy).
+    if (depth === 1 && name !== 'system.net' && name.toLowerCase() === 'system.net') {
+      fail(`unrecognized element <${name}>: element names are case-sensitive`, tagLine, 'write <system.net>');
+    }
+    if (depth === 2 && stack[1] === 'system.net' && name !== 'defaultProxy' && name.toLowerCase() === 'defaultproxy') {
+      fail(`unrecognized element <${name}> inside <system.net>: element names are case-sensitive`, tagLine, 'write <defaultProxy>');
+    }
     if (depth === 1 || (depth === 2 && name !== 'defaultProxy') || stack[1] !== 'system.net') return;
     if (depth > 2 && !inSection()) return;
     if (depth === 2) {

@@ -138,6 +138,13 @@ test('XML: names are case-sensitive; the fix names the right spelling', () => {
   expectConfigError(section('foo="1"'), 4, /unrecognized attribute 'foo'/);
 });
 
+test('XML: a miscased <defaultproxy> or <System.Net> is an error, not a section silently skipped', () => {
+  expectConfigError('<configuration>\n  <system.net>\n    <defaultproxy enabled="false"/>\n  </system.net>\n</configuration>', 3, /unrecognized element <defaultproxy> inside <system.net>: element names are case-sensitive/, /write <defaultProxy>/);
+  expectConfigError('<configuration>\n  <System.Net>\n    <defaultProxy enabled="false"/>\n  </System.Net>\n</configuration>', 2, /unrecognized element <System.Net>/, /write <system.net>/);
+  // Other sections of an app.config, and <system.net>'s other elements, are not ours: no error.
+  assert.equal(parse('<configuration><appSettings/><system.net><connectionManagement/><settings/></system.net></configuration>').defined, false);
+});
+
 test('XML: <module> is not supported (configuration error), an empty type is absent', () => {
   expectConfigError(section('', '<module type="Contoso.Proxy, Contoso"/>'), 4, /<module type="Contoso.Proxy, Contoso"> is not supported/, /remove the <module>/);
   assert.equal(parse(section('', '<module type=""/>')).defined, true);
