@@ -23,7 +23,7 @@ export function registerDoctorCommand(program: Command): void {
     .command('doctor')
     .description('test every step from this connector to the relay (config, routes, DNS, WPAD/PAC, TCP, CONNECT, TLS, certificate, clock, tunnels) and name the fix')
     .option('--config <file>', 'connector configuration (YAML, or a .NET .config)')
-    .option('--updater-config <file>', "the updater's proxy settings file (default: the machine-wide file decides)")
+    .option('--updater-config <file>', "the updater's config file (updater.yaml, whose proxyConfig and machineConfig keys are followed, or its .NET .config; default: the machine-wide file decides)")
     .option('--json', 'print one JSON document {checks:[{id,status,target,details,fix,errorClass}],...}')
     .option('--capture <seconds>', "run the connector's tunnels for this long with the trace on, then analyze the trace")
     .option('--analyze <trace>', 'summarise a trace file written by "ferry connector run --trace FILE"')

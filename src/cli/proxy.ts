@@ -1,6 +1,7 @@
 // `ferry proxy show URL`: the route list for one exact URL and where it came from, like
 // `netsh winhttp show proxy` but per destination. Composition only: the resolver does the work.
 import type { Command } from 'commander';
+import { proxySourcesOf } from '../config/proxy-settings.js';
 import { formatRoute } from '../egress/pac/index.js';
 import { createProxyResolver, loadProxyResolverOptions, DEFAULT_MACHINE_CONFIG, type ProxyResolverOptions } from '../egress/resolve/index.js';
 import type { Caller, RouteDecision } from '../egress/types.js';
@@ -28,8 +29,8 @@ export function registerProxyCommands(program: Command): void {
     .description('Show the proxy route list for one URL and where it came from (file and line, WPAD, PAC)')
     .argument('<url>', 'the exact URL to resolve, e.g. https://relay.example.com/')
     .option('--for <caller>', 'which service asks: connector, updater or backend', 'connector')
-    .option('--config <file>', "that service's config file (.NET .config XML or Ferry YAML)")
-    .option('--machine-config <file>', `the machine-wide proxy settings file (default ${DEFAULT_MACHINE_CONFIG}; missing = none)`)
+    .option('--config <file>', "that service's config file (.NET .config XML or Ferry YAML; its proxyConfig and machineConfig keys are followed)")
+    .option('--machine-config <file>', `the machine-wide proxy settings file (default: the config's machineConfig, else ${DEFAULT_MACHINE_CONFIG}; missing = none)`)
     .option('--dns-server <addr>', 'DNS server for WPAD and PAC lookups (repeatable; default: the system resolver)', collect, [])
     .option('--domain-suffix <suffix>', 'the machine DNS domain (default: /etc/resolv.conf domain/search)')
     .option('--wpad-port <port>', 'port of the wpad.dat server (default 80; for tests)')
@@ -54,9 +55,11 @@ export function registerProxyCommands(program: Command): void {
           ...(wpadPort ? { port: wpadPort } : {}),
         },
       };
+      // The service's own reading of its file: a proxyConfig or machineConfig key in it counts.
+      const sources = proxySourcesOf(options.config);
       const resolverOptions = await loadProxyResolverOptions({
-        [caller]: options.config,
-        machine: options.machineConfig ?? DEFAULT_MACHINE_CONFIG,
+        [caller]: sources.proxySettingsFile,
+        machine: options.machineConfig ?? sources.machineConfig ?? DEFAULT_MACHINE_CONFIG,
       }, base);
       const resolver = createProxyResolver(resolverOptions);
       try {

@@ -5,8 +5,12 @@
 // /work/shared/dotnet-defaultproxy.md, "the doc" below) plus Ferry's extras, read either from a .NET
 // `.config` file (content starting with `<`) or from the `proxy:` key of a Ferry YAML file. A layer is
 // all-or-nothing: it loads completely or throws a ConfigError naming the file, the line and the fix.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
 import { ConfigError } from '../shared/errors.js';
+import { parseYamlText } from './yaml-file.js';
 import { parseDotnetProxyConfig } from './proxy-settings-xml.js';
 import { parseYamlProxyConfig } from './proxy-settings-yaml.js';
 import type { ProxyAuthScheme } from './proxy-settings-yaml.js';
@@ -135,6 +139,44 @@ export async function loadOptionalProxySettingsFile(path: string): Promise<Proxy
     return loadProxySettingsFile(path);
   }
   return parseProxySettings(text, path);
+}
+
+/** Where a service's proxy settings are read from. */
+export interface ProxySources {
+  /** The file named by `proxyConfig` (relative to the config file), else the config file itself. */
+  proxySettingsFile: string | undefined;
+  /** The machine-wide file named by `machineConfig`, else undefined (the caller's default). */
+  machineConfig: string | undefined;
+}
+
+const SOURCE_KEYS = z.object({ proxyConfig: z.string().optional(), machineConfig: z.string().optional() }).passthrough();
+
+/**
+ * Where the service whose config file is `file` reads its proxy settings: the file its
+ * `proxyConfig` key names, else the file itself (its `proxy:` section, or a whole .NET .config),
+ * and the machine-wide file its `machineConfig` key names; relative paths are the config file's.
+ * `keys` are the file's values when the caller parsed it already (the services' own loaders);
+ * without them the file is read here (`proxy show --config`, `doctor --updater-config`), so a
+ * command that takes any service's file sees what that service would.
+ */
+export function proxySourcesOf(file: string | undefined, keys?: { proxyConfig?: string | undefined; machineConfig?: string | undefined }): ProxySources {
+  if (file === undefined) return { proxySettingsFile: undefined, machineConfig: undefined };
+  let given = keys;
+  if (!given) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      // Unreadable: the settings loader reports it with the fix.
+      return { proxySettingsFile: file, machineConfig: undefined };
+    }
+    given = text.replace(/^\uFEFF/, '').trimStart().startsWith('<') ? {} : parseYamlText(text, file, SOURCE_KEYS).value;
+  }
+  const base = path.dirname(path.resolve(file));
+  return {
+    proxySettingsFile: given.proxyConfig ? path.resolve(base, given.proxyConfig) : file,
+    machineConfig: given.machineConfig ? path.resolve(base, given.machineConfig) : undefined,
+  };
 }
 
 /** Parses file content; `file` is used for provenance and error messages. */

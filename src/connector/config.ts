@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { loadYamlFile, parseYamlText } from '../config/yaml-file.js';
+import { proxySourcesOf } from '../config/proxy-settings.js';
 import { ConfigError } from '../shared/errors.js';
 
 export const TRANSPORTS = ['auto', 'tcp', 'https'] as const;
@@ -74,8 +75,7 @@ export function loadConnectorConfig(file: string | undefined): ConnectorConfig {
     file,
     stateDir: path.resolve(base, raw.stateDir),
     name: raw.name ?? os.hostname(),
-    proxySettingsFile: raw.proxyConfig ? path.resolve(base, raw.proxyConfig) : file,
-    machineConfig: raw.machineConfig ? path.resolve(base, raw.machineConfig) : undefined,
+    ...proxySourcesOf(file, raw),
     trace: raw.trace ? path.resolve(base, raw.trace) : undefined,
     appCa: raw.appCaFile ? readAppCa(path.resolve(base, raw.appCaFile), file, loaded.lineOf(['appCaFile'])) : undefined,
   });

@@ -7,6 +7,7 @@ import dns from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
+import { proxySourcesOf } from '../config/proxy-settings.js';
 import { loadConnectorConfig, type ConnectorConfig } from '../connector/config.js';
 import { loadConnectorState, type ConnectorState } from '../connector/state.js';
 import { serveTunnelOnce } from '../connector/session.js';
@@ -88,11 +89,12 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRun>
     egress = await createConnectorEgress(config, silentLogger, options.onTrace);
     const machineFile = config.machineConfig ?? DEFAULT_MACHINE_CONFIG;
     const machine = await loadProxyResolverOptions({ machine: machineFile });
-    if (options.updaterConfigFile) updaterResolver = createProxyResolver(await loadProxyResolverOptions({ updater: options.updaterConfigFile, machine: machineFile }));
+    const updaterSources = options.updaterConfigFile ? proxySourcesOf(options.updaterConfigFile) : undefined;
+    if (updaterSources) updaterResolver = createProxyResolver(await loadProxyResolverOptions({ updater: updaterSources.proxySettingsFile, machine: updaterSources.machineConfig ?? machineFile }));
     const layers = [
       `connector config ${config.file ?? '(defaults)'}`,
       ...(config.proxySettingsFile && config.proxySettingsFile !== config.file ? [`proxy settings ${config.proxySettingsFile}`] : []),
-      ...(options.updaterConfigFile ? [`updater settings ${options.updaterConfigFile}`] : []),
+      ...(updaterSources ? [`updater settings ${updaterSources.proxySettingsFile}`] : []),
       `machine config ${machineFile}${machine.machine ? '' : ' (absent)'}`,
     ];
     add({ id: 'config', status: 'pass', target: config.file ?? '(defaults)', details: `parsed: ${layers.join(', ')}; transport ${config.transport}` });

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { loadYamlFile, parseYamlText } from '../config/yaml-file.js';
+import { proxySourcesOf } from '../config/proxy-settings.js';
 import { ConfigError } from '../shared/errors.js';
 
 const UpdaterFileSchema = z.object({
@@ -60,8 +61,7 @@ export function loadUpdaterConfig(file: string | undefined, overrides: { allowDo
     installDir: path.resolve(base, raw.installDir),
     publisherKeys,
     allowDowngrade: overrides.allowDowngrade ?? raw.allowDowngrade,
-    proxySettingsFile: raw.proxyConfig ? path.resolve(base, raw.proxyConfig) : file,
-    machineConfig: raw.machineConfig ? path.resolve(base, raw.machineConfig) : undefined,
+    ...proxySourcesOf(file, raw),
   });
 }
 

@@ -310,6 +310,18 @@ describe('ferry doctor: Squid scenarios', () => {
     }
   });
 
+  it('--updater-config updater.yaml: the updater\'s route from the file its proxyConfig names', async () => {
+    const settings = path.join(stack.dir, 'updater-proxy.config');
+    writeFileSync(settings, `<configuration>\n  <system.net>\n    <defaultProxy>\n      <proxy proxyaddress="http://127.0.0.1:${squids.open!.port}"/>\n    </defaultProxy>\n  </system.net>\n</configuration>\n`);
+    const updaterYaml = path.join(stack.dir, 'doctor-updater.yaml');
+    writeFileSync(updaterYaml, 'proxyConfig: updater-proxy.config\npublisherKeys: []\n');
+    // The release host by name (loopback names are never proxied).
+    const run = await runFerry(['doctor', '--config', writeConfig({ transport: 'tcp', relayHost: RELAY }), '--json', '--updater-config', updaterYaml], { timeoutMs: 60_000 });
+    const report = JSON.parse(run.stdout) as JsonReport;
+    assert.match(find(report, 'route:updates')?.details ?? '', new RegExp(`PROXY 127\\.0\\.0\\.1:${squids.open!.port} — for updater`), JSON.stringify(find(report, 'route:updates')));
+    assert.match(find(report, 'config')?.details ?? '', /updater settings .*updater-proxy\.config/);
+  });
+
   it('a broken config is exit code 2 with file and line', async () => {
     const file = path.join(stack.dir, 'broken.yaml');
     writeFileSync(file, 'stateDir: ./c\nproxy:\n  address: proxy.corp:8080\n');

@@ -190,6 +190,23 @@ test('ferry proxy show: seed snippets 1 and 2 never consult WPAD', { skip }, asy
   assert.equal(server!.requests.length, before);
 });
 
+test('ferry proxy show --config follows the proxyConfig and machineConfig keys, as the service does', async () => {
+  // README's updater.yaml form: its own proxy settings in a .NET file next to it.
+  await writeFile(join(scratch, 'updater.config'), '<configuration>\n  <system.net>\n    <defaultProxy>\n      <proxy proxyaddress="http://updates-proxy.corp.test:3128" bypassonlocal="true"/>\n    </defaultProxy>\n  </system.net>\n</configuration>\n');
+  await writeFile(join(scratch, 'updater.yaml'), 'proxyConfig: updater.config\nmachineConfig: none.config\npublisherKeys: []\n');
+  const shown = await ferry(['proxy', 'show', 'https://releases.example.com/', '--for', 'updater', '--config', join(scratch, 'updater.yaml')]);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, /routes: {2}PROXY updates-proxy\.corp\.test:3128\n/);
+  assert.match(shown.stdout, /updater\.config:4 proxyaddress=http:\/\/updates-proxy\.corp\.test:3128/);
+  // A machineConfig key names the machine-wide file: here one that turns the proxy off.
+  await writeFile(join(scratch, 'machine-off.config'), '<configuration><system.net><defaultProxy enabled="false"/></system.net></configuration>\n');
+  await writeFile(join(scratch, 'only-machine.yaml'), 'machineConfig: machine-off.config\n');
+  const machine = await ferry(['proxy', 'show', 'https://relay.test/', '--config', join(scratch, 'only-machine.yaml')]);
+  assert.equal(machine.code, 0, machine.stderr);
+  assert.match(machine.stdout, /routes: {2}DIRECT\n/);
+  assert.match(machine.stdout, /machine-off\.config/);
+});
+
 test('ferry proxy show: how the proxy is authenticated (configured credentials, or useDefaultCredentials)', async () => {
   const yaml = join(scratch, 'auth.yaml');
   await writeFile(yaml, 'proxy:\n  address: http://proxy.corp.test:8080\n  useDefaultCredentials: true\n');
