@@ -12,12 +12,13 @@
 //      download failure leaves the manual rule alone (doc §7);
 //   4. the manual rule (doc §4.2, ./manual.ts).
 // Decisions are cached per caller and host (bounded, with a TTL) and dropped when a WPAD script changes
-// or invalidate() is called after a config reload.
+// or invalidate() is called after a config reload; a scriptLocation script is fetched once per WPAD
+// TTL (a failed fetch retried after the negative TTL), not per decision.
 import { createHash } from 'node:crypto';
 import { loadOptionalProxySettingsFile, loadProxySettingsFile, type ConfiguredProxyCredentials, type ProxySettingsLayer } from '../../config/proxy-settings.js';
 import { createPacEngine, formatRoute, PacDecisionCache, PacError, parsePacResult, type PacEngine, type PacLimits } from '../pac/index.js';
 import type { Caller, Provenance, ProxyResolver, Route, RouteDecision } from '../types.js';
-import { createLookup, fetchScriptLocation, WpadDiscovery, type WpadOptions, type WpadResult, type WpadSource } from '../wpad/index.js';
+import { createLookup, DEFAULT_WPAD_NEGATIVE_TTL_MS, DEFAULT_WPAD_TTL_MS, fetchScriptLocation, WpadDiscovery, type WpadOptions, type WpadResult, type WpadSource } from '../wpad/index.js';
 import { buildEffectiveProxy, chooseLayer, type EffectiveProxy } from './effective.js';
 import { machineAddresses, readLocalDnsDomain } from './local-facts.js';
 import { bareHost, decideManual, isLoopbackHost, type LocalFacts } from './manual.js';
@@ -113,9 +114,26 @@ export function createProxyResolver(options: ProxyResolverOptions = {}): Managed
     return found;
   };
 
+  // scriptLocation scripts are fetched once per WPAD TTL, not per decision: a decision-cache miss
+  // (each new host, and each new path of a plain-http URL) fetched the script again, inline. A
+  // failed fetch is kept for the negative TTL, so a dead script server is not asked per request.
+  const scripts = new Map<string, { until: number; text: Promise<string> }>();
+  const scriptAt = (location: string): Promise<string> => {
+    const at = now().getTime();
+    const cached = scripts.get(location);
+    if (cached && at < cached.until) return cached.text;
+    const entry = { until: at + (options.wpad?.ttlMs ?? DEFAULT_WPAD_TTL_MS), text: fetchScript(location) };
+    entry.text.catch(() => {
+      entry.until = now().getTime() + (options.wpad?.negativeTtlMs ?? DEFAULT_WPAD_NEGATIVE_TTL_MS);
+    });
+    scripts.set(location, entry);
+    return entry.text;
+  };
+
   const invalidate = (): void => {
     generation += 1;
     decisions.clear();
+    scripts.clear();
   };
 
   const wpadSettingsFor = (eff: EffectiveProxy): { suffix?: string; servers?: string[]; port?: number } => ({
@@ -205,7 +223,7 @@ export function createProxyResolver(options: ProxyResolverOptions = {}): Managed
     if (!script && eff.scriptLocation) {
       const origin = eff.layer?.origins.scriptLocation;
       try {
-        const text = await fetchScript(eff.scriptLocation);
+        const text = await scriptAt(eff.scriptLocation);
         script = { kind: 'pac', key: `pac|${eff.scriptLocation}`, text, describe: `${origin ? `${origin.file}:${origin.line} ` : ''}scriptLocation ${eff.scriptLocation}`, ...(origin ? { file: origin.file, line: origin.line } : {}) };
       } catch (error) {
         notes.push(`scriptLocation ${eff.scriptLocation} could not be fetched: ${(error as Error).message}`);

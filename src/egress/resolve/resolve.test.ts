@@ -268,6 +268,42 @@ test('scriptLocation (file:) is fetched and run; provenance names the setting li
   }
 });
 
+test('a scriptLocation script is fetched once per TTL, not per decision; a failed fetch is retried after the negative TTL', async () => {
+  let clock = 0;
+  let fetches = 0;
+  let fails = false;
+  const layer = xmlLayer('<defaultProxy><proxy scriptLocation="http://pac.corp.contoso.com/proxy.pac"/></defaultProxy>');
+  const resolver = createProxyResolver({
+    env: {}, layers: { connector: layer }, wpad: { ttlMs: 1000, negativeTtlMs: 100 },
+    deps: {
+      now: () => new Date(clock),
+      fetchScript: async () => {
+        fetches += 1;
+        if (fails) throw new Error('HTTP 503');
+        return 'function FindProxyForURL(url, host) { return "PROXY pac:3128"; }';
+      },
+    },
+  });
+  const get = async (url: string) => (await resolver.resolve(new URL(url), 'connector')).routes.map(formatRoute).join('; ');
+  // Plain-http URLs are decided per path: three decisions, one fetch.
+  for (const path of ['/a', '/b', '/c']) assert.equal(await get(`http://app.example${path}`), 'PROXY pac:3128; DIRECT');
+  await Promise.all(['x', 'y', 'z'].map((h) => get(`https://${h}.example/`)));
+  assert.equal(fetches, 1);
+  clock = 1001;
+  fails = true;
+  assert.equal(await get('http://app.example/d'), 'DIRECT', 'after the TTL the script is fetched again; it failed: the manual rule');
+  assert.equal(await get('http://app.example/e'), 'DIRECT');
+  assert.equal(fetches, 2, 'the failure is kept for the negative TTL');
+  clock = 1102;
+  fails = false;
+  assert.equal(await get('http://app.example/f'), 'PROXY pac:3128; DIRECT');
+  assert.equal(fetches, 3);
+  resolver.invalidate();
+  await get('http://app.example/g');
+  assert.equal(fetches, 4, 'a reload fetches it again');
+  resolver.close();
+});
+
 // ---- caching ----
 test('decisions are cached per caller and host, bounded, and dropped on invalidate() and on a WPAD change', async () => {
   const wpad = fakeWpad(pacFound('return "PROXY one:1";'));
