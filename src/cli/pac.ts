@@ -100,7 +100,11 @@ export function registerPacCommands(program: Command): void {
 }
 
 async function pacEval(urls: string[], options: PacEvalOptions, pinned: Map<string, string[]>): Promise<number> {
-  const targets = urls.map((url) => ({ url, host: options.host ?? hostOf(url) }));
+  // Every URL must be one, --host or not (exit 2 for "not a URL", as documented).
+  const targets = urls.map((url) => {
+    const host = hostOf(url);
+    return { url, host: options.host ?? host };
+  });
   let script: string;
   try {
     script = await readFile(options.pac, 'utf8');

@@ -28,7 +28,8 @@ export function saveConnectorState(dir: string, state: ConnectorState): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const f = files(dir);
   writeAtomic(f.key, state.keyPem, 0o600);
-  writeAtomic(f.cert, state.certPem, 0o644);
+  // The certificate is public, but DESIGN.md keeps the connector's identity files 0600 together.
+  writeAtomic(f.cert, state.certPem, 0o600);
   writeAtomic(f.ca, state.caPem, 0o644);
   const { caPem: _ca, certPem: _cert, keyPem: _key, ...meta } = state;
   writeAtomic(f.meta, `${JSON.stringify(meta, null, 2)}\n`, 0o600);

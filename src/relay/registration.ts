@@ -5,7 +5,7 @@ import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { certificateInfo, pemChain, signCsr } from '../shared/pki.js';
+import { certificateInfo, pemChain, signCsr, verifyCsr, type VerifiedCsr } from '../shared/pki.js';
 import { hashSecret } from '../shared/token.js';
 import type { Logger } from '../shared/log.js';
 import type { RegistrationResponse } from '../shared/wire.js';
@@ -52,6 +52,13 @@ export function createRegistrationServer(options: RegistrationOptions): https.Se
     if (req.method === 'POST' && url.pathname === '/v1/register') {
       const body = RegisterBody.safeParse(await readJson(req));
       if (!body.success) return reply(res, 400, { error: { code: 'bad-request', message: 'expected {secret, csrPem, name}' } });
+      // The CSR first: a malformed one must not use up the one-time token.
+      let csr: VerifiedCsr;
+      try {
+        csr = await verifyCsr(body.data.csrPem);
+      } catch {
+        return reply(res, 400, { error: { code: 'bad-csr', message: 'the certificate signing request is invalid' } });
+      }
       const check = store.consumeToken(hashSecret(body.data.secret));
       if (!check.ok) {
         const message = {
@@ -63,12 +70,7 @@ export function createRegistrationServer(options: RegistrationOptions): https.Se
         return reply(res, 403, { error: { code: `token-${check.reason}`, message: `${message}; create a new one with "ferry relay token create"` } });
       }
       const connectorId = randomUUID();
-      let certPem: string;
-      try {
-        certPem = await signCsr(identity.ca, body.data.csrPem, { commonName: connectorId, validityDays: options.connectorCertDays });
-      } catch {
-        return reply(res, 400, { error: { code: 'bad-csr', message: 'the certificate signing request is invalid' } });
-      }
+      const certPem = await signCsr(identity.ca, csr, { commonName: connectorId, validityDays: options.connectorCertDays });
       const info = certificateInfo(certPem);
       const row = store.addConnector({ id: connectorId, name: body.data.name, group: check.group, certFingerprint: info.fingerprint, certNotAfter: info.notAfter });
       logger.info({ connectorId, name: row.name, group: row.group }, 'connector registered');

@@ -98,15 +98,16 @@ export async function createKeyAndCsr(commonName: string): Promise<{ keyPem: str
   return { keyPem: await exportKeyPem(keys.privateKey), csrPem: csr.toString('pem') };
 }
 
+/** A CSR whose self-signature verified: the requester holds the key. */
+export interface VerifiedCsr {
+  readonly publicKey: x509.PublicKey;
+}
+
 /**
- * Signs a connector's CSR into a client certificate (clientAuth). The CSR's self-signature is verified
- * (proof that the requester holds the key); its subject and any requested extensions are ignored.
+ * Reads a CSR and verifies its self-signature (proof that the requester holds the key), so a
+ * caller can refuse a bad one before it spends anything on it (registration: the one-time token).
  */
-export async function signCsr(
-  ca: KeyPairPem,
-  csrPem: string,
-  options: { commonName: string; validityDays: number },
-): Promise<string> {
+export async function verifyCsr(csrPem: string): Promise<VerifiedCsr> {
   let csr: x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(csrPem);
@@ -120,6 +121,19 @@ export async function signCsr(
     throw invalidCsr('the certificate signing request uses an unsupported key or signature algorithm', cause);
   }
   if (!valid) throw invalidCsr('the signature of the certificate signing request does not verify');
+  return { publicKey: csr.publicKey };
+}
+
+/**
+ * Signs a connector's CSR (PEM, verified here, or verified already) into a client certificate
+ * (clientAuth); its subject and any requested extensions are ignored.
+ */
+export async function signCsr(
+  ca: KeyPairPem,
+  request: string | VerifiedCsr,
+  options: { commonName: string; validityDays: number },
+): Promise<string> {
+  const csr = typeof request === 'string' ? await verifyCsr(request) : request;
   return signWithCa(ca, {
     subjectCn: options.commonName,
     publicKey: csr.publicKey,

@@ -55,6 +55,10 @@ test('--no-dns: no name resolves; --host overrides the URL host', async () => {
   const run = await runFerry(['pac', 'eval', '--pac', file('main.pac'), '--no-dns', '--host', 'app.corp', '--json', 'http://whatever.example/']);
   assert.equal(run.code, 0, run.stderr);
   assert.deepEqual(JSON.parse(run.stdout).results, [{ url: 'http://whatever.example/', host: 'app.corp', result: 'PROXY out.corp:8080; DIRECT' }]);
+  // --host replaces the host, not the check that each argument is a URL.
+  const notUrl = await runFerry(['pac', 'eval', '--pac', file('main.pac'), '--no-dns', '--host', 'app.corp', 'whatever']);
+  assert.equal(notUrl.code, 2, notUrl.stdout);
+  assert.match(notUrl.stderr, /"whatever" is not a URL/);
 });
 
 test('--my-ip, --now and --tz are what the script sees', async () => {

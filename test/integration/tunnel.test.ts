@@ -3,6 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,7 @@ import WebSocket from 'ws';
 import { FerryStack, http2Exchange, rawExchange, userRequest, type ManagedProcess } from '../harness/ferry-stack.js';
 import { waitFor, sleep } from '../harness/processes.js';
 import { startSampleBackend, type SampleBackend } from '../../src/demo/sample-backend.js';
+import { decodeToken } from '../../src/shared/token.js';
 
 describe('relay + connector + tunnel', () => {
   const stack = new FerryStack();
@@ -260,12 +262,32 @@ describe('registration tokens', () => {
     assert.equal(genuine.run.code, 0, genuine.run.stderr);
   });
 
-  it('stores the key with mode 0600', async () => {
+  it('refuses a malformed CSR (400 bad-csr) without using up the token', async () => {
+    const token = await stack.createToken();
+    const { relayUrl, secret } = decodeToken(token);
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const request = https.request(`${relayUrl}/v1/register`, { method: 'POST', ca: readFileSync(stack.relay.caFile), headers: { 'content-type': 'application/json' } }, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => { body += chunk; });
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      });
+      request.on('error', reject);
+      request.end(JSON.stringify({ secret, csrPem: '-----BEGIN CERTIFICATE REQUEST-----\nnot a csr\n-----END CERTIFICATE REQUEST-----\n', name: 'broken' }));
+    });
+    assert.equal(answer.status, 400, answer.body);
+    assert.match(answer.body, /bad-csr/);
+    const genuine = await stack.registerConnector({ name: 'after-bad-csr', token });
+    assert.equal(genuine.run.code, 0, genuine.run.stderr);
+  });
+
+  it('stores the key and the certificate with mode 0600', async () => {
     const { configFile } = await stack.registerConnector({ name: 'modes' });
     const { statSync } = await import('node:fs');
     const { dirname, join } = await import('node:path');
-    const mode = statSync(join(dirname(configFile), 'modes', 'connector.key')).mode & 0o777;
-    assert.equal(mode, 0o600);
+    for (const file of ['connector.key', 'connector.pem', 'registration.json']) {
+      assert.equal(statSync(join(dirname(configFile), 'modes', file)).mode & 0o777, 0o600, file);
+    }
     await waitFor(() => true, 10);
   });
 });
