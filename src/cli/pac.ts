@@ -151,7 +151,12 @@ async function pacEval(urls: string[], options: PacEvalOptions, pinned: Map<stri
   }
 
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ results: lines })}\n`);
+    // Entries Ferry would ignore go with their result (the text form warns on stderr).
+    const results = lines.map((line) => {
+      const ignored = 'result' in line ? parsePacResult(line.result).invalid : [];
+      return ignored.length ? { ...line, ignored: ignored.map(({ entry, reason }) => ({ entry, reason })) } : line;
+    });
+    process.stdout.write(`${JSON.stringify({ results })}\n`);
   } else {
     for (const line of lines) {
       if ('result' in line) {

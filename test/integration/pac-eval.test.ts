@@ -45,7 +45,10 @@ test('answers every URL in order, pinned DNS, exit 0', async () => {
       { url: 'http://intranet/', host: 'intranet', result: 'DIRECT' },
       { url: 'https://app.corp/x', host: 'app.corp', result: 'PROXY inside.corp:3128' },
       { url: 'http://public.example/', host: 'public.example', result: 'PROXY out.corp:8080; DIRECT' },
-      { url: 'http://[2001:db8::7]:8080/', host: '2001:db8::7', result: 'PROXY v6:1; host=2001:db8::7' },
+      {
+        url: 'http://[2001:db8::7]:8080/', host: '2001:db8::7', result: 'PROXY v6:1; host=2001:db8::7',
+        ignored: [{ entry: 'host=2001:db8::7', reason: 'unknown keyword "host=2001:db8::7" (expected PROXY, HTTP, HTTPS, SOCKS, SOCKS4, SOCKS5 or DIRECT)' }],
+      },
       { url: 'http://ex.corp/', host: 'ex.corp', result: 'PROXY 10.0.0.1_2001:db8::1:1' },
     ],
   });
@@ -103,6 +106,11 @@ test('human output: one line per URL with the quoted result; invalid entries war
   assert.equal(run.code, 0, run.stderr);
   assert.deepEqual(run.stdout.trim().split('\n'), ['http://intranet/  "DIRECT"', 'http://[2001:db8::7]/  "PROXY v6:1; host=2001:db8::7"']);
   assert.match(run.stderr, /invalid entry "host=2001:db8::7"/);
+  // --json carries them with the result.
+  const json = await runFerry(['pac', 'eval', '--pac', file('main.pac'), '--no-dns', '--json', 'http://[2001:db8::7]/']);
+  const [line] = JSON.parse(json.stdout).results as { result: string; ignored?: { entry: string; reason: string }[] }[];
+  assert.equal(line?.result, 'PROXY v6:1; host=2001:db8::7');
+  assert.equal(line?.ignored?.[0]?.entry, 'host=2001:db8::7');
 });
 
 test('usage errors exit 2: bad --dns, bad --my-ip, bad --now, bad --tz, missing file, no URL, bad URL', async () => {
