@@ -49,7 +49,10 @@ test('answers every URL in order, pinned DNS, exit 0', async () => {
         url: 'http://[2001:db8::7]:8080/', host: '2001:db8::7', result: 'PROXY v6:1; host=2001:db8::7',
         ignored: [{ entry: 'host=2001:db8::7', reason: 'unknown keyword "host=2001:db8::7" (expected PROXY, HTTP, HTTPS, SOCKS, SOCKS4, SOCKS5 or DIRECT)' }],
       },
-      { url: 'http://ex.corp/', host: 'ex.corp', result: 'PROXY 10.0.0.1_2001:db8::1:1' },
+      {
+        url: 'http://ex.corp/', host: 'ex.corp', result: 'PROXY 10.0.0.1_2001:db8::1:1',
+        ignored: [{ entry: 'PROXY 10.0.0.1_2001:db8::1:1', reason: 'an IPv6 address must be written in brackets, e.g. [2001:db8::1]:8080' }],
+      },
     ],
   });
 });
