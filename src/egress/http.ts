@@ -323,7 +323,6 @@ function endpointOf(url: URL): { host: string; port: number } {
   return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
 }
 
-/** For logs: where a backend request goes, never with credentials. */
 /**
  * A 407 to a request in absolute form is the proxy's answer, not the app's: passed on, it would
  * have a remote user's browser ask for the company proxy's password. The error to fail the
@@ -334,15 +333,18 @@ export function proxyAnswerError(plan: BackendRequestPlan, response: http.Incomi
   const proxy = proxyLabel(plan.route as ProxyRoute);
   const schemes = challengeSchemes(response.headersDistinct['proxy-authenticate'] ?? []);
   const sent = (plan.options.headers as http.OutgoingHttpHeaders | undefined)?.['proxy-authorization'] !== undefined;
-  const target = String(plan.options.path);
+  // The URL without its query (which may carry a token), as Squid logs it.
+  const url = new URL(String(plan.options.path));
+  const target = `${url.origin}${url.pathname}`;
   const offered = schemes.length > 0 ? schemes.join(', ') : 'none named';
   return new DialError('proxy-auth-required', sent
     ? `the proxy ${proxy} refused the configured Basic credentials for ${target} (407; schemes offered: ${offered})`
     : `the proxy ${proxy} asks for authentication for ${target} (407; schemes offered: ${offered}) and the request went without (no credentials configured, or a proxy that did not keep the NTLM or Negotiate connection authenticated)`, {
-    target: new URL(target).host, proxy, phase: 'proxy-auth', elapsedMs: 0, statusCode: 407, schemes,
+    target: url.host, proxy, phase: 'proxy-auth', elapsedMs: 0, statusCode: 407, schemes,
   });
 }
 
+/** For logs: where a backend request goes, never with credentials. */
 export function describePlan(plan: BackendRequestPlan): string {
   return plan.route.kind === 'DIRECT' ? `${plan.via}` : `${plan.via} via ${proxyLabel(plan.route as ProxyRoute)}`;
 }
