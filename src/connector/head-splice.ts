@@ -172,7 +172,8 @@ export class HeadSplice {
     const line = /^([A-Z]+) (\/[\x21-\x7e]*) HTTP\/1\.1$/.exec(head.startLine);
     if (!line) return undefined;
     const hosts = fieldValues(head, 'host');
-    if (hosts.length !== 1 || normalizeHost(hosts[0]) !== this.appHost) return undefined;
+    // Most Hosts are written as the app's own (already normal): no regexps for those.
+    if (hosts.length !== 1 || (hosts[0] !== this.appHost && normalizeHost(hosts[0]) !== this.appHost)) return undefined;
     const length = contentLength(head);
     if (length === 'invalid') return undefined;
     for (const name of head.lowerNames) if (name === 'transfer-encoding' || name === 'upgrade' || name === 'expect') return undefined;

@@ -76,9 +76,12 @@ export function fieldValues(head: Head, lowerName: string): string[] {
   return found;
 }
 
-/** The lower-cased tokens of all Connection fields. */
-export function connectionTokens(head: Head): Set<string> {
-  return connectionTokensOf(fieldValues(head, 'connection'));
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
+/** The lower-cased tokens of all Connection fields (one shared empty set when there are none). */
+export function connectionTokens(head: Head): ReadonlySet<string> {
+  const values = fieldValues(head, 'connection');
+  return values.length === 0 ? NO_TOKENS : connectionTokensOf(values);
 }
 
 /** The lower-cased tokens of Connection field values (one value or several). */
@@ -123,7 +126,7 @@ export interface ResponseHead {
   reason: string;
   framing: ResponseFraming;
   /** Lower-cased tokens of the Connection fields (the fields they name are hop-by-hop). */
-  connection: Set<string>;
+  connection: ReadonlySet<string>;
   /**
    * The app may answer again on this connection: no `close`, HTTP/1.0 only with `keep-alive`, and
    * a body that does not end with the connection.

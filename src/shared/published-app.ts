@@ -22,10 +22,20 @@ export function normalizeHost(host: string): string {
 
 /** Maps an external path onto the internal URL: the external path prefix becomes the internal one. */
 export function joinPath(app: PublishedApp, requestPath: string): string {
-  const externalPrefix = app.externalUrl.pathname.replace(/\/$/, '');
-  const internalPrefix = app.internalUrl.pathname.replace(/\/$/, '');
+  const { externalPrefix, internalPrefix } = prefixesOf(app);
   const rest = externalPrefix && requestPath.startsWith(externalPrefix) ? requestPath.slice(externalPrefix.length) : requestPath;
   return `${internalPrefix}${rest.startsWith('/') ? rest : `/${rest}`}`;
+}
+
+/** The apps' path prefixes, read once per app object (URL getters and two regexps were per request). */
+const prefixes = new WeakMap<PublishedApp, { externalPrefix: string; internalPrefix: string }>();
+function prefixesOf(app: PublishedApp): { externalPrefix: string; internalPrefix: string } {
+  let found = prefixes.get(app);
+  if (!found) {
+    found = { externalPrefix: app.externalUrl.pathname.replace(/\/$/, ''), internalPrefix: app.internalUrl.pathname.replace(/\/$/, '') };
+    prefixes.set(app, found);
+  }
+  return found;
 }
 
 /**
