@@ -1,18 +1,15 @@
 // Serves one tunnel stream: forwards it to the internal app named by the relay and streams the
 // answer back. A plain-http app reached DIRECT goes through the app client (app-client.ts, also
-// used by connection streams); others through the egress's plan and http.request. Bodies flow
+// used by connection streams); others through the egress requester (plan, then send). Bodies flow
 // both ways under the tunnel's HTTP/2 flow control, so it paces the backend. Backend failures
 // become a classified `ferry-error` answer that the relay renders. WebSocket streams (extended
 // CONNECT) become an HTTP/1.1 Upgrade to the backend, then raw bytes.
-import http, { type IncomingMessage, type ClientRequest } from 'node:http';
-import https from 'node:https';
 import http2, { type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
-import type { Duplex } from 'node:stream';
 import { endToEndHeaders, FERRY_HEADERS, type BackendFailureClass } from '../shared/wire.js';
 import { appTarget } from '../shared/published-app.js';
 import { DialError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { describePlan, proxyAnswerError, type BackendRequestPlan } from '../egress/http.js';
+import { describePlan } from '../egress/http.js';
 import type { BackendRequester } from './egress.js';
 import type { AnswerSink, AppClient } from './app-client.js';
 
@@ -92,13 +89,7 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
     headers: isWebSocket ? { ...tunnelRequest.headers, connection: 'Upgrade', upgrade: 'websocket' } : tunnelRequest.headers,
   };
   // A request whose HEADERS ended the stream can be sent again (nothing was streamed into it).
-  const bodiless = !isWebSocket && stream.endAfterHeaders;
-  let request: ClientRequest | undefined;
-  stream.on('close', () => {
-    if (request && !request.destroyed && !request.writableFinished) request.destroy();
-  });
-  stream.on('error', () => request?.destroy());
-
+  const body = isWebSocket ? 'upgrade' : stream.endAfterHeaders ? 'none' : 'stream';
   const failed = (error: NodeJS.ErrnoException) => {
     if (stream.headersSent) {
       cutAnswer(stream);
@@ -108,20 +99,11 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
     logger.warn({ app, backend: internal.origin, errorClass, code: error.code, ...(error instanceof DialError ? { reason: error.message } : {}) }, 'backend request failed');
     failStream(stream, errorClass, `${internal.host}: ${error.code ?? error.message}`);
   };
-
-  const send = (plan: BackendRequestPlan, retried: boolean): void => {
-    if (stream.destroyed) return;
-    const sent: ClientRequest = (plan.protocol === 'https:' ? https : http).request(plan.options);
-    request = sent;
-    sent.setNoDelay?.(true);
-    sent.on('response', (response: IncomingMessage) => {
+  const plan = await requester.plan(tunnelRequest.target, base);
+  if (stream.destroyed) return;
+  const exchange = requester.send(plan, { url: tunnelRequest.target, base }, body, {
+    response: (response) => {
       if (stream.destroyed) return response.destroy();
-      const proxyError = proxyAnswerError(plan, response);
-      if (proxyError) {
-        response.destroy();
-        sent.destroy();
-        return failed(proxyError);
-      }
       try {
         stream.respond({ ':status': response.statusCode ?? 502, ...endToEndHeaders(response.headers) });
       } catch (error) {
@@ -130,8 +112,8 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
       }
       response.pipe(stream);
       response.on('error', () => cutAnswer(stream));
-    });
-    sent.on('upgrade', (response: IncomingMessage, socket: Duplex, head: Buffer) => {
+    },
+    upgrade: (response, socket, head) => {
       const out = endToEndHeaders(response.headers);
       stream.respond({ ':status': 200, ...out });
       if (head.length) stream.write(head);
@@ -140,31 +122,24 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
       socket.on('error', () => stream.close(NGHTTP2_CANCEL));
       socket.on('close', () => { if (!stream.closed) stream.close(); });
       stream.on('close', () => socket.destroy());
+    },
+    error: failed,
+    retried: (next) => logger.info({ app, backend: internal.origin, via: describePlan(next) }, 'no proxy of the list took a connection: the request goes by the next route'),
+  });
+  stream.on('close', () => {
+    if (!exchange.request.destroyed && !exchange.request.writableFinished) exchange.destroy();
+  });
+  stream.on('error', () => exchange.destroy());
+  if (body === 'stream') {
+    // Not pipe's own end: a tunnel stream reset by the relay (the user went away, or the answer was
+    // complete before the upload) also ends the readable side, and ending the backend request then
+    // would send a truncated body on a keep-alive socket that the next request reuses.
+    stream.pipe(exchange.request, { end: false });
+    stream.once('end', () => {
+      if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) exchange.destroy();
+      else exchange.request.end();
     });
-    sent.on('error', (error: NodeJS.ErrnoException) => {
-      if (!bodiless || retried) return failed(error);
-      requester.planAfterFailure(plan, error, tunnelRequest.target, base).then((next) => {
-        if (!next) return failed(error);
-        logger.info({ app, backend: internal.origin, via: describePlan(next) }, 'no proxy of the list took a connection: the request goes by the next route');
-        send(next, true);
-      }, () => failed(error));
-    });
-    if (isWebSocket) {
-      sent.flushHeaders();
-    } else if (bodiless) {
-      sent.end();
-    } else {
-      // Not pipe's own end: a tunnel stream reset by the relay (the user went away, or the answer was
-      // complete before the upload) also ends the readable side, and ending the backend request then
-      // would send a truncated body on a keep-alive socket that the next request reuses.
-      stream.pipe(sent, { end: false });
-      stream.once('end', () => {
-        if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) sent.destroy();
-        else sent.end();
-      });
-    }
-  };
-  send(await requester.plan(tunnelRequest.target, base), false);
+  }
 }
 
 /** A tunnel stream as the sink of the app client; the stream's flow control paces the app. */

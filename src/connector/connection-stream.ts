@@ -8,8 +8,7 @@
 // - mode passthrough: the stream is spliced to a byte stream to the app (bytes only).
 // One HTTP server per tunnel session, so a relay's GOAWAY drains only that session's connections.
 import type net from 'node:net';
-import http, { type IncomingMessage, type ServerResponse, type ClientRequest } from 'node:http';
-import https from 'node:https';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { Duplex } from 'node:stream';
 import { endToEndHeaders, FERRY_HEADERS, isConnectionAuth, switchingProtocolsHead, type BackendFailureClass } from '../shared/wire.js';
@@ -17,7 +16,7 @@ import { rawUserError, sendUserError, userErrors, type UserError } from '../shar
 import { addForwardedHeaders, appTarget, joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
 import type { Logger } from '../shared/log.js';
 import type { BackendRequester } from './egress.js';
-import { describePlan, proxyAnswerError, type BackendAgents, type BackendRequestPlan } from '../egress/http.js';
+import { describePlan, type BackendAgents } from '../egress/http.js';
 import { classifyBackendFailure } from './backend.js';
 import { HeadSplice } from './head-splice.js';
 import type { AppClient } from './app-client.js';
@@ -254,39 +253,21 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
     bound.turn = new Promise((resolve) => res.once('close', resolve));
   }
   const base = { method, headers };
-  const send = (plan: BackendRequestPlan, retried: boolean): void => {
+  turn.then(() => requester.plan(url, base, bound?.agents)).then((plan) => {
     if (answered || res.destroyed) return;
-    const request: ClientRequest = (plan.protocol === 'https:' ? https : http).request(plan.options);
-    cancel = () => request.destroy();
-    request.setNoDelay?.(true);
-    request.on('response', (response: IncomingMessage) => {
-      const proxyError = proxyAnswerError(plan, response);
-      if (proxyError) {
-        response.destroy();
-        request.destroy();
-        return fail(proxyError, classifyBackendFailure(proxyError));
-      }
-      if (!writeHead(response.statusCode ?? 502, response.headers)) return void response.destroy();
-      response.pipe(res);
-      response.on('error', () => res.destroy());
+    const exchange = requester.send(plan, { url, base, ...(bound ? { via: bound.agents } : {}) }, hasBody ? 'stream' : 'none', {
+      response: (response) => {
+        if (!writeHead(response.statusCode ?? 502, response.headers)) return void response.destroy();
+        response.pipe(res);
+        response.on('error', () => res.destroy());
+      },
+      error: (error) => fail(error, classifyBackendFailure(error)),
+      retried: (next) => logger.info({ app: app.name, backend: app.internalUrl.origin, via: describePlan(next) }, 'no proxy of the list took a connection: the request goes by the next route'),
     });
-    request.on('error', (error: NodeJS.ErrnoException) => {
-      // A request without a body can go again when no proxy of its list took a connection.
-      if (hasBody || retried || answered) return fail(error, classifyBackendFailure(error));
-      requester.planAfterFailure(plan, error, url, base, bound?.agents).then((next) => {
-        if (!next) return fail(error, classifyBackendFailure(error));
-        logger.info({ app: app.name, backend: app.internalUrl.origin, via: describePlan(next) }, 'no proxy of the list took a connection: the request goes by the next route');
-        send(next, true);
-      }, () => fail(error, classifyBackendFailure(error)));
-    });
-    if (hasBody) {
-      req.pipe(request);
-    } else {
-      req.resume();
-      request.end();
-    }
-  };
-  turn.then(() => requester.plan(url, base, bound?.agents)).then((plan) => send(plan, false), (error: Error) => fail(error, 'bad-internal-url'));
+    cancel = () => exchange.destroy();
+    if (hasBody) req.pipe(exchange.request);
+    else req.resume();
+  }, (error: Error) => fail(error, 'bad-internal-url'));
 }
 
 /** An HTTP/1.1 Upgrade (WebSocket) goes to the app as an Upgrade; then bytes both ways. */
@@ -299,31 +280,31 @@ function forwardUpgrade(connection: ConnectionFacts, req: IncomingMessage, socke
   const headers = endToEndHeaders(req.headers);
   addForwardedHeaders(headers, req.headers['x-forwarded-for'], connection.clientAddress, host, connection.userProto);
   Object.assign(headers, { host: app.internalUrl.host, connection: 'Upgrade', upgrade: 'websocket' });
-  requester.plan(appTarget(app.internalUrl, joinPath(app, req.url ?? '/')), { method: 'GET', headers }).then((plan) => {
-    const request = (plan.protocol === 'https:' ? https : http).request(plan.options);
-    request.on('upgrade', (response: IncomingMessage, backend: Duplex, backendHead: Buffer) => {
-      socket.write(switchingProtocolsHead(response.headers));
-      if (backendHead.length) socket.write(backendHead);
-      if (head.length) backend.write(head);
-      backend.pipe(socket);
-      socket.pipe(backend);
-      backend.on('error', () => socket.destroy());
-      socket.on('error', () => backend.destroy());
-      backend.on('close', () => socket.destroy());
-      socket.on('close', () => backend.destroy());
+  const url = appTarget(app.internalUrl, joinPath(app, req.url ?? '/'));
+  const base = { method: 'GET', headers };
+  requester.plan(url, base).then((plan) => {
+    requester.send(plan, { url, base }, 'none', {
+      upgrade: (response, backend, backendHead) => {
+        socket.write(switchingProtocolsHead(response.headers));
+        if (backendHead.length) socket.write(backendHead);
+        if (head.length) backend.write(head);
+        backend.pipe(socket);
+        socket.pipe(backend);
+        backend.on('error', () => socket.destroy());
+        socket.on('error', () => backend.destroy());
+        backend.on('close', () => socket.destroy());
+        socket.on('close', () => backend.destroy());
+      },
+      response: (response) => {
+        response.resume();
+        fail(userErrors.backendUnreachable('refused-upgrade', `backend answered ${response.statusCode}`));
+      },
+      error: (error) => {
+        const errorClass = classifyBackendFailure(error);
+        logger.warn({ app: app.name, backend: app.internalUrl.origin, errorClass, code: error.code, err: error }, 'backend upgrade failed');
+        fail(userErrors.backendUnreachable(errorClass, `${app.internalUrl.host}: ${error.code ?? error.message}`));
+      },
     });
-    request.on('response', (response: IncomingMessage) => {
-      response.resume();
-      const proxyError = proxyAnswerError(plan, response);
-      if (proxyError) logger.warn({ app: app.name, backend: app.internalUrl.origin, errorClass: proxyError.errorClass, err: proxyError }, 'backend upgrade failed');
-      fail(userErrors.backendUnreachable(proxyError ? proxyError.errorClass : 'refused-upgrade', `backend answered ${response.statusCode}`));
-    });
-    request.on('error', (error: NodeJS.ErrnoException) => {
-      const errorClass = classifyBackendFailure(error);
-      logger.warn({ app: app.name, backend: app.internalUrl.origin, errorClass, code: error.code }, 'backend upgrade failed');
-      fail(userErrors.backendUnreachable(errorClass, `${app.internalUrl.host}: ${error.code ?? error.message}`));
-    });
-    request.end();
   }, (error: Error) => fail(userErrors.backendUnreachable('bad-internal-url', error.message)));
 }
 

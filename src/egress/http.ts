@@ -4,6 +4,7 @@
 // (or verified against the system roots when no CA is given).
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { createDialer, credentialsFromDecision, proxyLabel, RoutesExhaustedError, type DialerOptions, type EgressDialer, type ForwardDecision, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
@@ -144,6 +145,24 @@ export interface BackendAgents {
   destroy(): void;
 }
 
+/** What becomes of a backend request sent with the requester's `send`. */
+export interface BackendExchangeHandlers {
+  /** The app's answer (a proxy's 407 never comes here). */
+  response(response: http.IncomingMessage): void;
+  /** The app switched protocols (body 'upgrade'). */
+  upgrade?(response: http.IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** The request failed: a dial error, a proxy's 407 (proxy-auth-required), a reset. */
+  error(error: NodeJS.ErrnoException): void;
+  /** The request goes again by `next`, the list's next route (for the log). */
+  retried?(next: BackendRequestPlan): void;
+}
+
+/** A backend request in flight: the attempt now (a retry replaces it), and a way to stop it. */
+export interface BackendExchange {
+  readonly request: http.ClientRequest;
+  destroy(): void;
+}
+
 export interface BackendRequestPlan {
   /** Pass to `http.request` (plan.protocol 'http:') or `https.request` ('https:'). */
   options: http.RequestOptions;
@@ -243,12 +262,58 @@ export function createBackendRequester(options: BackendRequesterOptions) {
   }
 
   /**
+   * Sends a planned request and reports the app's answer, never a proxy's: a 407 to a request in
+   * absolute form comes as a `proxy-auth-required` error (see proxyAnswerError). `body` says what
+   * follows the head: nothing ('none': the request is ended here, and it goes again by the list's
+   * next route when no proxy of its list took a connection, see planAfterFailure), the caller's
+   * stream ('stream': written into `exchange.request`, so it cannot go again), or an Upgrade
+   * ('upgrade': the head is sent now).
+   */
+  function send(planned: BackendRequestPlan, target: { url: URL; base: http.RequestOptions; via?: BackendAgents }, body: 'none' | 'stream' | 'upgrade', handlers: BackendExchangeHandlers): BackendExchange {
+    let current: http.ClientRequest;
+    let stopped = false;
+    const attempt = (plan: BackendRequestPlan, retried: boolean): void => {
+      const request = (plan.protocol === 'https:' ? https : http).request(plan.options);
+      current = request;
+      request.setNoDelay?.(true);
+      request.on('response', (response: http.IncomingMessage) => {
+        const refused = proxyAnswerError(plan, response);
+        if (!refused) return handlers.response(response);
+        response.destroy();
+        request.destroy();
+        handlers.error(refused);
+      });
+      if (handlers.upgrade) request.on('upgrade', handlers.upgrade);
+      request.on('error', (error: NodeJS.ErrnoException) => {
+        if (body !== 'none' || retried || stopped) return handlers.error(error);
+        planAfterFailure(plan, error, target.url, target.base, target.via).then((next) => {
+          if (!next || stopped) return handlers.error(error);
+          handlers.retried?.(next);
+          attempt(next, true);
+        }, () => handlers.error(error));
+      });
+      if (body === 'none') request.end();
+      else if (body === 'upgrade') request.flushHeaders();
+    };
+    attempt(planned, false);
+    return {
+      get request() {
+        return current;
+      },
+      destroy() {
+        stopped = true;
+        current.destroy();
+      },
+    };
+  }
+
+  /**
    * After `error` ended a request planned as `planned`: the plan to send it again with, or
    * undefined. Only for a request in absolute form whose proxies all took no connection (refused,
    * SYN unanswered, no name: nothing of the request left) when its list has a route they did not
    * cover (DIRECT, a tunnel, a proxy with other credentials), which the next plan puts first now
    * that they are skipped. Without this, "PROXY a; DIRECT" failed one user request each time the
-   * dead proxy's skip ran out. Only the caller knows whether the request can go again: one whose
+   * dead proxy's skip ran out. Only a request without a body can go again (send decides): one whose
    * body was streamed into the failed request cannot.
    */
   async function planAfterFailure(planned: BackendRequestPlan, error: unknown, url: URL, base?: http.RequestOptions, via?: BackendAgents): Promise<BackendRequestPlan | undefined> {
@@ -281,6 +346,7 @@ export function createBackendRequester(options: BackendRequesterOptions) {
 
   return {
     plan,
+    send,
     planAfterFailure,
     agentsForOneUser,
     connect,
