@@ -239,6 +239,7 @@ describe('registration tokens', () => {
     const again = await stack.registerConnector({ name: 'twice', token });
     assert.equal(again.run.code, 1);
     assert.match(again.run.stderr, /already used/);
+    assert.match(again.run.stderr, /fix: create a new token with "ferry relay token create" \(tokens are one-time\)/);
   });
 
   it('refuses an expired token', async () => {
