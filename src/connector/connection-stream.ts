@@ -21,6 +21,7 @@ import { classifyBackendFailure } from './backend.js';
 import { HeadSplice } from './head-splice.js';
 import type { AppClient } from './app-client.js';
 import { bulkPipe } from '../shared/bulk-pipe.js';
+import { requestHasBody } from '../shared/http1-heads.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 
@@ -235,7 +236,7 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
 
   if (!connection.bound && isConnectionAuth(req.headers.authorization)) connection.bound = { agents: requester.agentsForOneUser(), turn: Promise.resolve() };
   const bound = connection.bound;
-  const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
+  const hasBody = requestHasBody(req.headers);
   if (appClient.serves(url) && !bound) {
     const exchange = appClient.dispatch(app.internalUrl, { method, path: `${url.pathname}${url.search}`, headers, body: hasBody ? req : null }, {
       head: writeHead,

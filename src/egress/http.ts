@@ -7,7 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { createDialer, credentialsFromDecision, proxyLabel, RoutesExhaustedError, type DialerOptions, type EgressDialer, type ForwardDecision, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
+import { basicCredentials, createDialer, credentialsFromDecision, proxyLabel, RoutesExhaustedError, type DialerOptions, type EgressDialer, type ForwardDecision, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
 import { challengeSchemes } from './dial/connect-response.js';
 import { formatHostPort, routeKey } from './dial/route-health.js';
 import { connectVerifiedTls } from './tls.js';
@@ -239,7 +239,7 @@ export function createBackendRequester(options: BackendRequesterOptions) {
       // Basic goes with each request; NTLM and Negotiate (and `any`) authenticate the forward
       // agent's connection when the dialer opens it.
       if (credentials && (credentials.scheme ?? 'basic') === 'basic') {
-        headers['proxy-authorization'] = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+        headers['proxy-authorization'] = basicCredentials(credentials);
       }
       return {
         protocol,

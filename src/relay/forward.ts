@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse, IncomingHttpHeaders } from 'node:
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { endToEndHeaders, FERRY_HEADERS, isConnectionAuth, switchingProtocolsHead } from '../shared/wire.js';
+import { requestHasBody } from '../shared/http1-heads.js';
 import type { Logger } from '../shared/log.js';
 import { rawUserError, sendUserError, userErrors, type UserError } from '../shared/error-page.js';
 import type { Tunnel, TunnelRegistry } from './tunnel-registry.js';
@@ -47,9 +48,7 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
   // request with a Transfer-Encoding or a Content-Length above 0. Without one the tunnel stream
   // ends with its headers too, and the app is told `content-length: 0` (or nothing) rather than
   // an empty chunked body.
-  const hasBody = 'stream' in req
-    ? !req.stream.endAfterHeaders
-    : req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+  const hasBody = 'stream' in req ? !req.stream.endAfterHeaders : requestHasBody(req.headers);
   let stream: ClientHttp2Stream;
   try {
     stream = tunnel.session.request(headers, { endStream: !hasBody });

@@ -78,6 +78,14 @@ export function fieldValues(head: Head, lowerName: string): string[] {
 
 const NO_TOKENS: ReadonlySet<string> = new Set();
 
+/**
+ * Whether a request read by Node's HTTP/1.1 server has a body (RFC 9112 §6.3): a Transfer-Encoding,
+ * or a Content-Length above 0, whatever the method (a GET may carry one).
+ */
+export function requestHasBody(headers: { 'content-length'?: string | undefined; 'transfer-encoding'?: string | undefined }): boolean {
+  return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+}
+
 /** The lower-cased tokens of all Connection fields (one shared empty set when there are none). */
 export function connectionTokens(head: Head): ReadonlySet<string> {
   const values = fieldValues(head, 'connection');

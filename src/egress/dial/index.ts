@@ -27,7 +27,7 @@ import { connectPinnedTls, type PinnedTlsOptions } from '../tls.js';
 import { classifySocketError, connectTcp } from './tcp.js';
 
 export {
-  AnyProxyAuthenticator, BasicProxyAuthenticator, createProxyAuthenticator, NegotiateProxyAuthenticator, NtlmProxyAuthenticator, PROXY_AUTH_SCHEMES,
+  AnyProxyAuthenticator, basicCredentials, BasicProxyAuthenticator, createProxyAuthenticator, NegotiateProxyAuthenticator, NtlmProxyAuthenticator, PROXY_AUTH_SCHEMES,
   type ProxyAuthenticator, type ProxyAuthScheme, type ProxyCredentials,
 } from './proxy-auth.js';
 export { RouteHealth, routeKey } from './route-health.js';

@@ -85,7 +85,7 @@ export class BasicProxyAuthenticator extends SecretAuthenticator {
         fix: 'correct the proxy user name in the proxy configuration',
       });
     }
-    this.token = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`, 'utf8').toString('base64')}`;
+    this.token = basicCredentials(credentials);
   }
 
   initial(): string | undefined {
@@ -95,6 +95,11 @@ export class BasicProxyAuthenticator extends SecretAuthenticator {
   respond(): string | undefined {
     return undefined;
   }
+}
+
+/** The Basic Proxy-Authorization value (RFC 7617) for `credentials`. */
+export function basicCredentials(credentials: Pick<ProxyCredentials, 'username' | 'password'>): string {
+  return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`, 'utf8').toString('base64')}`;
 }
 
 /** The authenticator for configured credentials, by their scheme, for the proxy named `proxyHost`. */
