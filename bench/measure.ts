@@ -125,7 +125,7 @@ export async function curlTtfb(target: Target, requestPath: string, count: numbe
   return { medianMs: median(samples), afterHandshakeMs: median(afterHandshake), samples };
 }
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted.length ? sorted[Math.floor(sorted.length / 2)] : Number.NaN;
 }

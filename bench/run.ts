@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { benchPac } from './pac.js';
 import { createCa, issueServerCert } from '../src/shared/pki.js';
 import {
-  connectionsOf, curlDownload, curlTtfb, curlUpload, establishedTo, longPolls, round1, withUsage, writeWrkScript, wrkGet,
+  connectionsOf, curlDownload, curlTtfb, curlUpload, establishedTo, longPolls, median, round1, withUsage, writeWrkScript, wrkGet,
   type LongPollResult, type Target, type TransferResult, type Usage, type WrkResult,
 } from './measure.js';
 import {
@@ -23,6 +23,8 @@ import {
 interface Plan {
   wrkSeconds: number;
   bulkBytes: number;
+  /** 100 MB transfers per path and direction, each right after one direct: the row gives the median. */
+  bulkRounds: number;
   ttfbSamples: number;
   longPolls: number;
   longPollSessions: number;
@@ -33,8 +35,8 @@ interface Plan {
 const SQUID_RELAY_NAME = 'relay.ferry.test';
 const DIRECT_TLS = 'direct-tls';
 
-const FULL: Plan = { wrkSeconds: 8, bulkBytes: 100 * 2 ** 20, ttfbSamples: 21, longPolls: 10_000, longPollSessions: 10, holdMs: 30_000, pacMs: 1000 };
-const QUICK: Plan = { wrkSeconds: 1, bulkBytes: 8 * 2 ** 20, ttfbSamples: 3, longPolls: 300, longPollSessions: 2, holdMs: 3000, pacMs: 200 };
+const FULL: Plan = { wrkSeconds: 8, bulkBytes: 100 * 2 ** 20, bulkRounds: 3, ttfbSamples: 21, longPolls: 10_000, longPollSessions: 10, holdMs: 30_000, pacMs: 1000 };
+const QUICK: Plan = { wrkSeconds: 1, bulkBytes: 8 * 2 ** 20, bulkRounds: 1, ttfbSamples: 3, longPolls: 300, longPollSessions: 2, holdMs: 3000, pacMs: 200 };
 
 export interface TargetResult {
   name: string;
@@ -59,6 +61,8 @@ export interface TargetResult {
   usage?: Record<string, Record<string, Usage>>;
   /** Ferry only: relay and connector CPU time per small GET at c=64 (independent of CPU contention). */
   cpuMsPerRequest?: { relay: number; connector: number };
+  /** Ferry only: relay and connector CPU time per 100 MB (2^20 bytes each) moved, median of the rounds. */
+  cpuMsPer100Mb?: { download?: { relay: number; connector: number }; upload?: { relay: number; connector: number } };
   /** 1-minute load average before measuring (other work on the machine skews every figure). */
   loadAverage: number;
   errors: string[];
@@ -290,16 +294,31 @@ async function measureTarget(target: Target, plan: Plan, script: string, uploadF
   // One untimed 100 MB first: the first download of a run read 800 MB/s direct, the next ones 2,000
   // to 3,400 (page cache and nginx warming up), which flattered every ratio against the first.
   await curlDownload(target, target.paths.download).catch(() => undefined);
-  await directAgain(async (d) => { adjacent!.downloadMbPerSec = Math.round((await curlDownload(d, d.paths.download)).mbPerSec); });
-  result.download = await phase('download', () => curlDownload(target, target.paths.download));
-  if (result.download && (result.download.status !== 200 || result.download.bytes !== plan.bulkBytes)) {
-    result.errors.push(`download: status ${result.download.status}, ${result.download.bytes} of ${plan.bulkBytes} bytes`);
-  }
-  await directAgain(async (d) => { adjacent!.uploadMbPerSec = Math.round((await curlUpload(d, d.paths.upload, uploadFile)).mbPerSec); });
-  result.upload = await phase('upload', () => curlUpload(target, target.paths.upload, uploadFile));
-  if (result.upload && (result.upload.status !== 200 || result.upload.bytes !== plan.bulkBytes)) {
-    result.errors.push(`upload: status ${result.upload.status}, ${result.upload.bytes} of ${plan.bulkBytes} bytes`);
-  }
+  // Single 100 MB transfers moved by up to 2x between runs on this shared machine, so each direction
+  // is measured in rounds (direct, then this path), and the row gives the medians.
+  const bulk = async (name: 'download' | 'upload', transfer: (t: Target) => Promise<TransferResult>): Promise<TransferResult | undefined> => {
+    const directs: number[] = [];
+    const transfers: TransferResult[] = [];
+    const cpu: { relay: number[]; connector: number[] } = { relay: [], connector: [] };
+    for (let round = 0; round < plan.bulkRounds; round++) {
+      await directAgain(async (d) => { directs.push((await transfer(d)).mbPerSec); });
+      const value = await phase(name, () => transfer(target));
+      if (!value) continue;
+      if (value.status !== 200 || value.bytes !== plan.bulkBytes) result.errors.push(`${name}: status ${value.status}, ${value.bytes} of ${plan.bulkBytes} bytes`);
+      transfers.push(value);
+      const usage = result.usage?.[name];
+      for (const side of ['relay', 'connector'] as const) {
+        if (usage?.[side]) cpu[side].push((usage[side].cpuSeconds * 1000 * 100 * 2 ** 20) / value.bytes);
+      }
+    }
+    if (adjacent && directs.length) adjacent[name === 'download' ? 'downloadMbPerSec' : 'uploadMbPerSec'] = Math.round(median(directs));
+    if (cpu.relay.length && cpu.connector.length) {
+      (result.cpuMsPer100Mb ??= {})[name] = { relay: Math.round(median(cpu.relay)), connector: Math.round(median(cpu.connector)) };
+    }
+    return transfers.sort((a, b) => a.mbPerSec - b.mbPerSec)[Math.floor(transfers.length / 2)];
+  };
+  result.download = await bulk('download', (t) => curlDownload(t, t.paths.download));
+  result.upload = await bulk('upload', (t) => curlUpload(t, t.paths.upload, uploadFile));
   const ttfb = await phase('ttfb', () => curlTtfb(target, target.paths.small, plan.ttfbSamples));
   result.ttfbMs = ttfb ? round1(ttfb.medianMs * 100) / 100 : undefined;
   result.ttfbAfterHandshakeMs = ttfb ? round1(ttfb.afterHandshakeMs * 100) / 100 : undefined;
@@ -313,6 +332,12 @@ function ratio(value: number | undefined, base: number | undefined): string {
   return ` (${(value / base).toFixed(2)}×)`;
 }
 
+function cpuPerBulk(t: TargetResult): string {
+  const { download, upload } = t.cpuMsPer100Mb ?? {};
+  const pair = (p?: { relay: number; connector: number }) => (p ? `${p.relay} / ${p.connector}` : '–');
+  return download || upload ? `${pair(download)}; ${pair(upload)}` : '';
+}
+
 function fmt(value: number | undefined, digits = 0): string {
   return value === undefined || Number.isNaN(value) ? '–' : value.toFixed(digits);
 }
@@ -322,12 +347,12 @@ export function markdownTable(report: BenchReport): string {
   const lines = [
     `Direct = ${report.direct}. ${report.machine.cpus} CPU (${report.machine.cpuModel}), Node ${report.machine.node}${report.machine.nginx ? `, ${report.machine.nginx}` : ''}${report.quick ? ' — QUICK run, figures not meaningful' : ''}.`,
     '',
-    '| path | GET/s c=1 | p50 c=1 ms | GET/s c=64 | p50 / p99 c=64 ms | download MB/s | upload MB/s | TTFB fresh conn ms | after handshake ms | relay / connector CPU % (c=64) | relay / connector CPU ms per GET | relay / connector peak RSS MB | load avg |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| path | GET/s c=1 | p50 c=1 ms | GET/s c=64 | p50 / p99 c=64 ms | download MB/s | upload MB/s | TTFB fresh conn ms | after handshake ms | relay / connector CPU % (c=64) | relay / connector CPU ms per GET | relay / connector CPU ms per 100 MB, down; up | relay / connector peak RSS MB | load avg |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const t of report.targets) {
     if (!t.available) {
-      lines.push(`| ${t.label} | not available: ${t.reason ?? ''} ||||||||||| |`);
+      lines.push(`| ${t.label} | not available: ${t.reason ?? ''} |||||||||||| |`);
       continue;
     }
     const usage = t.usage?.c64;
@@ -336,7 +361,7 @@ export function markdownTable(report: BenchReport): string {
       + `${fmt(t.c64?.requestsPerSec)}${ratio(t.c64?.requestsPerSec, direct?.c64?.requestsPerSec)} | ${fmt(t.c64?.p50Ms, 2)} / ${fmt(t.c64?.p99Ms, 2)} | `
       + `${fmt(t.download?.mbPerSec)}${ratio(t.download?.mbPerSec, direct?.download?.mbPerSec)} | ${fmt(t.upload?.mbPerSec)}${ratio(t.upload?.mbPerSec, direct?.upload?.mbPerSec)} | `
       + `${fmt(t.ttfbMs, 2)}${ratio(t.ttfbMs, direct?.ttfbMs)} | ${fmt(t.ttfbAfterHandshakeMs, 2)}${ratio(t.ttfbAfterHandshakeMs, direct?.ttfbAfterHandshakeMs)} | ${usage ? `${usage.relay?.cpuPercent} / ${usage.connector?.cpuPercent}` : ''} | `
-      + `${t.cpuMsPerRequest ? `${t.cpuMsPerRequest.relay.toFixed(3)} / ${t.cpuMsPerRequest.connector.toFixed(3)}` : ''} | ${peak ? `${peak.relay} / ${peak.connector}` : ''} | ${t.loadAverage} |`);
+      + `${t.cpuMsPerRequest ? `${t.cpuMsPerRequest.relay.toFixed(3)} / ${t.cpuMsPerRequest.connector.toFixed(3)}` : ''} | ${cpuPerBulk(t)} | ${peak ? `${peak.relay} / ${peak.connector}` : ''} | ${t.loadAverage} |`);
   }
   lines.push('', 'The same three figures against direct measured again right before each (c=64 for half as long):', '',
     '| path | GET/s c=64 (direct right before) | download MB/s (direct right before) | upload MB/s (direct right before) |', '|---|---|---|---|');

@@ -118,11 +118,11 @@ export function setFerryNodeArgs(args: string[]): void {
 }
 
 /**
- * The Node flags the connector's service unit (deploy/systemd/ferry-connector.service) runs it
- * with, read from the unit itself, so the bench measures the connector as deployed.
+ * The Node flags a service unit (deploy/systemd/ferry-<service>.service) runs the relay or the
+ * connector with, read from the unit itself, so the bench measures them as deployed.
  */
-export function connectorNodeFlags(): string[] {
-  const unit = readFileSync(new URL('../../deploy/systemd/ferry-connector.service', import.meta.url), 'utf8');
+export function serviceNodeFlags(service: 'relay' | 'connector'): string[] {
+  const unit = readFileSync(new URL(`../../deploy/systemd/ferry-${service}.service`, import.meta.url), 'utf8');
   const command = /^ExecStart=\S+\s+(.*)$/m.exec(unit)?.[1] ?? '';
   const flags: string[] = [];
   for (const word of command.split(/\s+/)) {
@@ -174,7 +174,7 @@ export async function startRelay(dir: string, hostnames: string[], env: NodeJS.P
     listen: { user: `127.0.0.1:${user}`, userPlain: `127.0.0.1:${userPlain}`, tunnel: `127.0.0.1:${tunnel}`, registration: `127.0.0.1:${registration}` },
     tunnelPingIntervalMs: 5000,
   }));
-  const relay = startFerryProcess(['relay', 'run', '--config', configFile], env);
+  const relay = startFerryProcess(['relay', 'run', '--config', configFile], env, serviceNodeFlags('relay'));
   await waitForPort(user, '127.0.0.1', 15_000, () => relay.child.exitCode === null);
   await waitForPort(registration, '127.0.0.1', 15_000, () => relay.child.exitCode === null);
   await waitForPort(userPlain, '127.0.0.1', 15_000, () => relay.child.exitCode === null);
@@ -206,7 +206,7 @@ export async function startConnector(deployment: FerryDeployment, dir: string, n
   const registered = await runFerry(['connector', 'register', '--token', token, '--config', configFile]);
   if (registered.code !== 0) throw new Error(`connector register failed: ${registered.stderr}`);
   const upBefore = countTunnelsUp(deployment.relay.log());
-  const proc = startFerryProcess(['connector', 'run', '--config', configFile], env, connectorNodeFlags());
+  const proc = startFerryProcess(['connector', 'run', '--config', configFile], env, serviceNodeFlags('connector'));
   deployment.connectors[name] = proc;
   await waitFor(() => (countTunnelsUp(deployment.relay.log()) - upBefore >= tunnels ? true : (proc.child.exitCode !== null ? false : undefined)), 20_000, `${name} tunnels`)
     .then((ok) => { if (!ok) throw new Error(`connector ${name} exited: ${proc.log().slice(-2000)}`); });

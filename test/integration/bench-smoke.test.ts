@@ -35,6 +35,7 @@ describe('npm run bench --quick', () => {
       assert.ok(target?.available, `${name} was measured`);
       assert.ok((target.c1?.requests ?? 0) > 0, `${name} answered small GETs`);
       assert.ok(target.usage?.c64?.relay && target.usage.c64.connector, `${name} has relay and connector usage`);
+      assert.ok(target.cpuMsPer100Mb?.download && target.cpuMsPer100Mb.upload, `${name} has CPU per 100 MB both ways`);
     }
     const squid = report.targets.find((t) => t.name === 'ferry-https-squid');
     assert.ok(squid && (squid.available || squid.reason), 'the Squid path was measured or says why not');
