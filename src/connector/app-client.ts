@@ -13,6 +13,7 @@ import type { BackendRequester } from './egress.js';
 import type { DialResult } from '../egress/types.js';
 import { isConnectionAuth } from '../shared/wire.js';
 import { headEnd, MAX_HEAD_BYTES, parseHead, readResponseHead, ResponseBody } from '../shared/http1-heads.js';
+import { youngGcAfter } from '../shared/bulk-pipe.js';
 
 /** A request for the app; `headers` are end-to-end ones with `host` set (no framing fields needed). */
 export interface AppRequest {
@@ -165,6 +166,7 @@ class AppExchange {
     let left = length ?? 0;
     body.on('data', (chunk: Buffer) => {
       if (this.done || this.socket !== socket) return;
+      youngGcAfter(chunk.length);
       let written: boolean;
       if (length === undefined) {
         // An empty chunk would be the body's end ("0\r\n\r\n").
@@ -236,6 +238,7 @@ class AppExchange {
       if (!this.sink.head(response.status, headers)) return this.cancel();
       this.sink.onDrain(() => this.socket?.resume());
       this.toSink = (part) => {
+        youngGcAfter(part.length);
         if (!this.sink.write(part)) this.socket?.pause();
       };
     }

@@ -12,6 +12,7 @@ import type { Logger } from '../shared/log.js';
 import { describePlan } from '../egress/http.js';
 import type { BackendRequester } from './egress.js';
 import type { AnswerSink, AppClient } from './app-client.js';
+import { countMovedChunk } from '../shared/bulk-pipe.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 
@@ -110,7 +111,7 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
         logger.debug({ err: error }, 'could not send response headers on the tunnel');
         return response.destroy();
       }
-      response.pipe(stream);
+      response.on('data', countMovedChunk).pipe(stream);
       response.on('error', () => cutAnswer(stream));
     },
     upgrade: (response, socket, head) => {

@@ -11,6 +11,7 @@ import type { Logger } from '../shared/log.js';
 import { rawUserError, sendUserError, userErrors, type UserError } from '../shared/error-page.js';
 import type { Tunnel, TunnelRegistry } from './tunnel-registry.js';
 import { addForwardedHeaders, joinPath, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
+import { countMovedChunk } from '../shared/bulk-pipe.js';
 
 export type { PublishedApp };
 
@@ -67,7 +68,7 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
   }, app.timeoutMs);
   timer.unref();
 
-  if (hasBody) req.pipe(stream);
+  if (hasBody) req.on('data', countMovedChunk).pipe(stream);
   stream.on('response', (responseHeaders) => {
     clearTimeout(timer);
     if (answered) return;
@@ -91,7 +92,7 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
     const out = endToEndHeaders(responseHeaders);
     rewriteLocation(out, app);
     res.writeHead(status, out as Record<string, string | string[]>);
-    stream.pipe(res as NodeJS.WritableStream);
+    stream.on('data', countMovedChunk).pipe(res as NodeJS.WritableStream);
     if (hasBody && 'stream' in req) stream.once('end', () => stopUnneededUpload(req, res as Http2ServerResponse, stream));
   });
   stream.on('error', (error) => {
