@@ -124,6 +124,16 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
       socket.on('close', () => { if (!stream.closed) stream.close(); });
       stream.on('close', () => socket.destroy());
     },
+    body: (request) => {
+      // Not pipe's own end: a tunnel stream reset by the relay (the user went away, or the answer
+      // was complete before the upload) also ends the readable side, and ending the backend
+      // request then would send a truncated body on a keep-alive socket that the next request reuses.
+      stream.pipe(request, { end: false });
+      stream.once('end', () => {
+        if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) exchange.destroy();
+        else request.end();
+      });
+    },
     error: failed,
     retried: (next) => logger.info({ app, backend: internal.origin, via: describePlan(next) }, 'no proxy of the list took a connection: the request goes by the next route'),
   });
@@ -131,16 +141,6 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
     if (!exchange.request.destroyed && !exchange.request.writableFinished) exchange.destroy();
   });
   stream.on('error', () => exchange.destroy());
-  if (body === 'stream') {
-    // Not pipe's own end: a tunnel stream reset by the relay (the user went away, or the answer was
-    // complete before the upload) also ends the readable side, and ending the backend request then
-    // would send a truncated body on a keep-alive socket that the next request reuses.
-    stream.pipe(exchange.request, { end: false });
-    stream.once('end', () => {
-      if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) exchange.destroy();
-      else exchange.request.end();
-    });
-  }
 }
 
 /** A tunnel stream as the sink of the app client; the stream's flow control paces the app. */

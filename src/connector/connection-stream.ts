@@ -262,12 +262,12 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
         response.pipe(res);
         response.on('error', () => res.destroy());
       },
+      body: (request) => req.pipe(request),
       error: (error) => fail(error, classifyBackendFailure(error)),
       retried: (next) => logger.info({ app: app.name, backend: app.internalUrl.origin, via: describePlan(next) }, 'no proxy of the list took a connection: the request goes by the next route'),
     });
     cancel = () => exchange.destroy();
-    if (hasBody) req.pipe(exchange.request);
-    else req.resume();
+    if (!hasBody) req.resume();
   }, (error: Error) => fail(error, 'bad-internal-url'));
 }
 

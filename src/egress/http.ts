@@ -151,6 +151,12 @@ export interface BackendExchangeHandlers {
   response(response: http.IncomingMessage): void;
   /** The app switched protocols (body 'upgrade'). */
   upgrade?(response: http.IncomingMessage, socket: Duplex, head: Buffer): void;
+  /**
+   * Body 'stream': write the body into `request` now. Called once the attempt has a connection (to
+   * the app, or to the proxy), so an attempt that found none leaves the body unread and the
+   * request can still go by the list's next route.
+   */
+  body?(request: http.ClientRequest): void;
   /** The request failed: a dial error, a proxy's 407 (proxy-auth-required), a reset. */
   error(error: NodeJS.ErrnoException): void;
   /** The request goes again by `next`, the list's next route (for the log). */
@@ -264,10 +270,11 @@ export function createBackendRequester(options: BackendRequesterOptions) {
   /**
    * Sends a planned request and reports the app's answer, never a proxy's: a 407 to a request in
    * absolute form comes as a `proxy-auth-required` error (see proxyAnswerError). `body` says what
-   * follows the head: nothing ('none': the request is ended here, and it goes again by the list's
-   * next route when no proxy of its list took a connection, see planAfterFailure), the caller's
-   * stream ('stream': written into `exchange.request`, so it cannot go again), or an Upgrade
-   * ('upgrade': the head is sent now).
+   * follows the head: nothing ('none': the request is ended here), the caller's stream ('stream':
+   * the caller writes it in `handlers.body` once the attempt has a connection), or an Upgrade
+   * ('upgrade': the head is sent now). A request without a body, or whose body is not read yet,
+   * goes again by the list's next route when no proxy of its list took a connection (see
+   * planAfterFailure).
    */
   function send(planned: BackendRequestPlan, target: { url: URL; base: http.RequestOptions; via?: BackendAgents }, body: 'none' | 'stream' | 'upgrade', handlers: BackendExchangeHandlers): BackendExchange {
     let current: http.ClientRequest;
@@ -276,6 +283,16 @@ export function createBackendRequester(options: BackendRequesterOptions) {
       const request = (plan.protocol === 'https:' ? https : http).request(plan.options);
       current = request;
       request.setNoDelay?.(true);
+      // The egress agent hands a request its socket only once the dial succeeded: until then,
+      // nothing of the body has been read.
+      let bodyTaken = false;
+      if (body === 'stream') {
+        request.once('socket', () => {
+          if (stopped) return;
+          bodyTaken = true;
+          handlers.body?.(request);
+        });
+      }
       request.on('response', (response: http.IncomingMessage) => {
         const refused = proxyAnswerError(plan, response);
         if (!refused) return handlers.response(response);
@@ -285,7 +302,7 @@ export function createBackendRequester(options: BackendRequesterOptions) {
       });
       if (handlers.upgrade) request.on('upgrade', handlers.upgrade);
       request.on('error', (error: NodeJS.ErrnoException) => {
-        if (body !== 'none' || retried || stopped) return handlers.error(error);
+        if (body === 'upgrade' || bodyTaken || retried || stopped) return handlers.error(error);
         planAfterFailure(plan, error, target.url, target.base, target.via).then((next) => {
           if (!next || stopped) return handlers.error(error);
           handlers.retried?.(next);

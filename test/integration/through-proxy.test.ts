@@ -325,7 +325,7 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
     }
   });
 
-  it('backend requests with "PROXY dead; DIRECT": the request that finds the proxy down goes DIRECT (no 502), from HTTP/1.1 and HTTP/2 users', async () => {
+  it('backend requests with "PROXY dead; DIRECT": the request that finds the proxy down goes DIRECT (no 502), with or without a body, from HTTP/1.1 and HTTP/2 users', async () => {
     const port = stack.relay.ports.user;
     const dead = await freePort();
     const pac = path.join(stack.dir, 'backend-fallback.pac');
@@ -334,15 +334,28 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
     const internal = `http://app.internal.test:${new URL(backend.url).port}`;
     await stack.relay.cli(['relay', 'app', 'add', 'fallback', '--external', `https://fallback.localhost:${port}`, '--internal', internal, '--group', 'fallback']);
     // A connector per kind of user, each meeting the dead proxy first (a failed proxy is then skipped).
-    const users = {
+    // An upload: its body is read only once a connection is open, so it can go by the next route whole.
+    const upload = Buffer.alloc(300_000, 7);
+    const overHttp2 = async (headers: http2.OutgoingHttpHeaders, body?: Buffer) => {
+      const session = http2.connect(`https://127.0.0.1:${port}`, { ca: readFileSync(stack.relay.caFile), servername: 'fallback.localhost' });
+      try {
+        return await http2Exchange(session, { ':authority': `fallback.localhost:${port}`, ...headers }, body);
+      } finally {
+        session.close();
+      }
+    };
+    const users: Record<string, () => Promise<number>> = {
       'HTTP/1.1': async () => (await userRequest(stack.relay, 'fallback.localhost', '/hello')).status,
-      'HTTP/2': async () => {
-        const session = http2.connect(`https://127.0.0.1:${port}`, { ca: readFileSync(stack.relay.caFile), servername: 'fallback.localhost' });
-        try {
-          return (await http2Exchange(session, { ':method': 'GET', ':path': '/hello', ':authority': `fallback.localhost:${port}` })).status;
-        } finally {
-          session.close();
-        }
+      'HTTP/2': async () => (await overHttp2({ ':method': 'GET', ':path': '/hello' })).status,
+      'HTTP/1.1 upload': async () => {
+        const answer = await userRequest(stack.relay, 'fallback.localhost', '/upload', { method: 'POST', body: upload });
+        assert.equal(answer.body, JSON.stringify({ received: upload.length }), 'the app got the whole body');
+        return answer.status;
+      },
+      'HTTP/2 upload': async () => {
+        const answer = await overHttp2({ ':method': 'POST', ':path': '/upload' }, upload);
+        assert.equal(answer.body, JSON.stringify({ received: upload.length }), 'the app got the whole body');
+        return answer.status;
       },
     };
     for (const [kind, request] of Object.entries(users)) {
