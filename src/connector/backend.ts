@@ -4,6 +4,7 @@
 // both ways under the tunnel's HTTP/2 flow control, so it paces the backend. Backend failures
 // become a classified `ferry-error` answer that the relay renders. WebSocket streams (extended
 // CONNECT) become an HTTP/1.1 Upgrade to the backend, then raw bytes.
+import type http from 'node:http';
 import http2, { type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { endToEndHeaders, FERRY_HEADERS, type BackendFailureClass } from '../shared/wire.js';
 import { appTarget } from '../shared/published-app.js';
@@ -89,8 +90,18 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
     method: isWebSocket ? 'GET' : tunnelRequest.method,
     headers: isWebSocket ? { ...tunnelRequest.headers, connection: 'Upgrade', upgrade: 'websocket' } : tunnelRequest.headers,
   };
-  // A request whose HEADERS ended the stream can be sent again (nothing was streamed into it).
-  const body = isWebSocket ? 'upgrade' : stream.endAfterHeaders ? 'none' : 'stream';
+  const writeBody = (request: http.ClientRequest): void => {
+    // Not pipe's own end: a tunnel stream reset by the relay (the user went away, or the answer
+    // was complete before the upload) also ends the readable side, and ending the backend
+    // request then would send a truncated body on a keep-alive socket that the next request reuses.
+    stream.pipe(request, { end: false });
+    stream.once('end', () => {
+      if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) exchange.destroy();
+      else request.end();
+    });
+  };
+  // A request whose HEADERS ended the stream has no body.
+  const body = isWebSocket ? 'upgrade' : stream.endAfterHeaders ? 'none' : writeBody;
   const failed = (error: NodeJS.ErrnoException) => {
     if (stream.headersSent) {
       cutAnswer(stream);
@@ -123,16 +134,6 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
       socket.on('error', () => stream.close(NGHTTP2_CANCEL));
       socket.on('close', () => { if (!stream.closed) stream.close(); });
       stream.on('close', () => socket.destroy());
-    },
-    body: (request) => {
-      // Not pipe's own end: a tunnel stream reset by the relay (the user went away, or the answer
-      // was complete before the upload) also ends the readable side, and ending the backend
-      // request then would send a truncated body on a keep-alive socket that the next request reuses.
-      stream.pipe(request, { end: false });
-      stream.once('end', () => {
-        if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) exchange.destroy();
-        else request.end();
-      });
     },
     error: failed,
     retried: (next) => logger.info({ app, backend: internal.origin, via: describePlan(next) }, 'no proxy of the list took a connection: the request goes by the next route'),

@@ -256,13 +256,12 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
   const base = { method, headers };
   turn.then(() => requester.plan(url, base, bound?.agents)).then((plan) => {
     if (answered || res.destroyed) return;
-    const exchange = requester.send(plan, { url, base, ...(bound ? { via: bound.agents } : {}) }, hasBody ? 'stream' : 'none', {
+    const exchange = requester.send(plan, { url, base, ...(bound ? { via: bound.agents } : {}) }, hasBody ? (request) => req.pipe(request) : 'none', {
       response: (response) => {
         if (!writeHead(response.statusCode ?? 502, response.headers)) return void response.destroy();
         response.pipe(res);
         response.on('error', () => res.destroy());
       },
-      body: (request) => req.pipe(request),
       error: (error) => fail(error, classifyBackendFailure(error)),
       retried: (next) => logger.info({ app: app.name, backend: app.internalUrl.origin, via: describePlan(next) }, 'no proxy of the list took a connection: the request goes by the next route'),
     });

@@ -151,17 +151,19 @@ export interface BackendExchangeHandlers {
   response(response: http.IncomingMessage): void;
   /** The app switched protocols (body 'upgrade'). */
   upgrade?(response: http.IncomingMessage, socket: Duplex, head: Buffer): void;
-  /**
-   * Body 'stream': write the body into `request` now. Called once the attempt has a connection (to
-   * the app, or to the proxy), so an attempt that found none leaves the body unread and the
-   * request can still go by the list's next route.
-   */
-  body?(request: http.ClientRequest): void;
   /** The request failed: a dial error, a proxy's 407 (proxy-auth-required), a reset. */
   error(error: NodeJS.ErrnoException): void;
   /** The request goes again by `next`, the list's next route (for the log). */
   retried?(next: BackendRequestPlan): void;
 }
+
+/**
+ * What follows a request's head: nothing ('none': the request is ended at once), an Upgrade
+ * ('upgrade': the head is sent now), or a body the caller writes into `request`. The writer is
+ * called once the attempt has a connection (to the app, or to the proxy), so an attempt that found
+ * none leaves the body unread and the request can still go by the list's next route.
+ */
+export type BackendRequestBody = 'none' | 'upgrade' | ((request: http.ClientRequest) => void);
 
 /** A backend request in flight: the attempt now (a retry replaces it), and a way to stop it. */
 export interface BackendExchange {
@@ -270,13 +272,11 @@ export function createBackendRequester(options: BackendRequesterOptions) {
   /**
    * Sends a planned request and reports the app's answer, never a proxy's: a 407 to a request in
    * absolute form comes as a `proxy-auth-required` error (see proxyAnswerError). `body` says what
-   * follows the head: nothing ('none': the request is ended here), the caller's stream ('stream':
-   * the caller writes it in `handlers.body` once the attempt has a connection), or an Upgrade
-   * ('upgrade': the head is sent now). A request without a body, or whose body is not read yet,
+   * follows the head (BackendRequestBody). A request without a body, or whose body is not read yet,
    * goes again by the list's next route when no proxy of its list took a connection (see
    * planAfterFailure).
    */
-  function send(planned: BackendRequestPlan, target: { url: URL; base: http.RequestOptions; via?: BackendAgents }, body: 'none' | 'stream' | 'upgrade', handlers: BackendExchangeHandlers): BackendExchange {
+  function send(planned: BackendRequestPlan, target: { url: URL; base: http.RequestOptions; via?: BackendAgents }, body: BackendRequestBody, handlers: BackendExchangeHandlers): BackendExchange {
     let current: http.ClientRequest;
     let stopped = false;
     const attempt = (plan: BackendRequestPlan, retried: boolean): void => {
@@ -286,11 +286,11 @@ export function createBackendRequester(options: BackendRequesterOptions) {
       // The egress agent hands a request its socket only once the dial succeeded: until then,
       // nothing of the body has been read.
       let bodyTaken = false;
-      if (body === 'stream') {
+      if (typeof body === 'function') {
         request.once('socket', () => {
           if (stopped) return;
           bodyTaken = true;
-          handlers.body?.(request);
+          body(request);
         });
       }
       request.on('response', (response: http.IncomingMessage) => {
