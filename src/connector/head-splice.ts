@@ -47,8 +47,14 @@ interface Exchange {
   accept: string | undefined;
   /** Request body bytes still to forward. */
   bodyLeft: number;
-  /** The user asked to close, or the splice must (draining, early answer). */
+  /** The user connection ends after this answer: the user asked, or the splice must (draining, early answer). */
   close: boolean;
+  /**
+   * The app connection may serve another request after this answer: the app keeps it alive and
+   * read the whole request body. Apart from `close`, so that a user's `Connection: close` (a
+   * hop-by-hop matter of the user's connection) does not cost the next user a new app connection.
+   */
+  appReusable?: boolean;
   responseStarted: boolean;
   /** Any byte of an answer (a 1xx included) came: the request reached the app. */
   appAnswered: boolean;
@@ -359,7 +365,8 @@ export class HeadSplice {
       exchange.body = new ResponseBody(framing);
       // Close after this answer: the user or the app asked, HTTP/1.0 without keep-alive, a body
       // that ends with the connection, or an upload the app answered before reading it all.
-      if (!response.keepAlive || exchange.bodyLeft > 0) exchange.close = true;
+      exchange.appReusable = response.keepAlive && exchange.bodyLeft === 0;
+      if (!exchange.appReusable) exchange.close = true;
     }
     let out = `HTTP/1.1 ${code} ${response.reason}\r\n`;
     const framedByCoding = framing.kind === 'chunked' || (framing.kind === 'until-close' && fieldValues(head, 'transfer-encoding').length > 0);
@@ -381,9 +388,9 @@ export class HeadSplice {
     const exchange = this.exchange as Exchange;
     this.exchange = undefined;
     this.answered++;
-    // Bytes after the answer (the app is out of step) or a close: the connection ends here.
+    // Bytes after the answer: the app is out of step, and neither connection goes on.
+    this.backendReusable = rest.length === 0 && exchange.appReusable === true;
     if (rest.length > 0 || exchange.close) return this.closeUser();
-    this.backendReusable = true;
     this.idle();
     // Requests the user sent before ending its side are still answered.
     if (this.pending) this.nextRequest();

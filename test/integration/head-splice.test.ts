@@ -15,6 +15,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { FerryStack, http2Exchange, rawExchange, type Http2Answer } from '../harness/ferry-stack.js';
+import { sleep } from '../harness/processes.js';
 
 interface SeenRequest {
   connection: number;
@@ -271,6 +272,15 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
     const first = echoedBy(await once('/echo'));
     const second = echoedBy(await once('/echo'));
     assert.equal(second, first, 'the second user connection reused the first one\'s app connection');
+  });
+
+  it('a user\'s Connection: close ends the user connection only: the app connection serves the next user', async () => {
+    const raw = await send(request('GET', '/echo', app, 'Connection: close\r\n'));
+    assert.match(raw, /^HTTP\/1\.1 200 OK\r\n[^]*connection: close\r\n/);
+    assert.doesNotMatch(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)).head as string, /connection: close/i, 'Connection is hop-by-hop');
+    await sleep(300); // the user's close reaches the connector
+    const next = echoedBy(await once('/echo'));
+    assert.equal(next, echoedBy(raw), 'the next user connection reused the app connection');
   });
 
   it('never hands an app connection that saw NTLM or Negotiate to another user connection', async () => {
