@@ -48,11 +48,16 @@ function run(command: string, args: string[], timeoutMs: number): Promise<{ stdo
   });
 }
 
-/** Small GETs with wrk at a given concurrency for durationS seconds. Non-2xx answers count as errors. */
-export async function wrkGet(target: Target, script: string, connections: number, durationS: number): Promise<WrkResult> {
+/**
+ * Small GETs with wrk at a given concurrency for durationS seconds. Non-2xx answers count as errors.
+ * `newConnectionEach`: every request asks `Connection: close`, so each one opens a connection (and,
+ * over TLS, a full handshake: wrk resumes no sessions).
+ */
+export async function wrkGet(target: Target, script: string, connections: number, durationS: number, options: { newConnectionEach?: boolean } = {}): Promise<WrkResult> {
   const threads = Math.min(2, connections);
   const args = ['-t', String(threads), '-c', String(connections), '-d', `${durationS}s`, '--timeout', '5s', '-s', script];
   if (target.host) args.push('-H', `Host: ${target.host}`);
+  if (options.newConnectionEach) args.push('-H', 'Connection: close');
   args.push(`${target.baseUrl}${target.paths.small}`);
   const out = await run('wrk', args, (durationS + 20) * 1000);
   const line = /BENCH (\{.*\})/.exec(out.stdout)?.[1];

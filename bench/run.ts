@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { benchPac } from './pac.js';
-import { createCa, issueServerCert } from '../src/shared/pki.js';
+import { createCa, createKeyAndCsr, issueServerCert, signCsr } from '../src/shared/pki.js';
 import {
   connectionsOf, curlDownload, curlTtfb, curlUpload, establishedTo, longPolls, median, round1, withUsage, writeWrkScript, wrkGet,
   type LongPollResult, type Target, type TransferResult, type Usage, type WrkResult,
@@ -34,6 +34,8 @@ interface Plan {
 
 const SQUID_RELAY_NAME = 'relay.ferry.test';
 const DIRECT_TLS = 'direct-tls';
+const NGINX_TWO_HOPS = 'nginx-two-hops-tls';
+const TWO_HOPS_LABEL = 'nginx two hops, mutual TLS between (Ferry\'s shape in C), users over TLS';
 
 const FULL: Plan = { wrkSeconds: 8, bulkBytes: 100 * 2 ** 20, bulkRounds: 3, ttfbSamples: 21, longPolls: 10_000, longPollSessions: 10, holdMs: 30_000, pacMs: 1000 };
 const QUICK: Plan = { wrkSeconds: 1, bulkBytes: 8 * 2 ** 20, bulkRounds: 1, ttfbSamples: 3, longPolls: 300, longPollSessions: 2, holdMs: 3000, pacMs: 200 };
@@ -47,6 +49,8 @@ export interface TargetResult {
   reason?: string;
   c1?: WrkResult;
   c64?: WrkResult;
+  /** c=8, a new connection for every request (`Connection: close`; over TLS a full handshake each). */
+  newConnections?: WrkResult;
   download?: TransferResult;
   upload?: TransferResult;
   ttfbMs?: number;
@@ -61,6 +65,8 @@ export interface TargetResult {
   usage?: Record<string, Record<string, Usage>>;
   /** Ferry only: relay and connector CPU time per small GET at c=64 (independent of CPU contention). */
   cpuMsPerRequest?: { relay: number; connector: number };
+  /** Ferry only: relay and connector CPU time per request on a new connection (newConnections). */
+  cpuMsPerNewConnection?: { relay: number; connector: number };
   /** Ferry only: relay and connector CPU time per 100 MB (2^20 bytes each) moved, median of the rounds. */
   cpuMsPer100Mb?: { download?: { relay: number; connector: number }; upload?: { relay: number; connector: number } };
   /** 1-minute load average before measuring (other work on the machine skews every figure). */
@@ -130,11 +136,13 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
     let paths: Target['paths'];
     let proxy: NginxHandle | undefined;
     let backendTls: string | undefined;
+    let twoHops: string | undefined;
     if (useNginx) {
       report.machine.nginx = spawnSync(NGINX, ['-v'], { encoding: 'utf8' }).stderr.trim().replace(/^nginx version: /, '') || 'nginx';
       // The same nginx over TLS (a P-256 key, as the relay's user certificate) is the reference for
       // Ferry's TLS rows: what terminating TLS costs before any tunnel.
-      const tls = await issueServerCert(await createCa('ferry bench CA'), ['localhost']);
+      const ca = await createCa('ferry bench CA');
+      const tls = await issueServerCert(ca, ['localhost']);
       const backend = await startNginx(path.join(dir, 'nginx-backend'), { root: path.join(dir, 'www'), tls });
       stops.push(() => backend.stop());
       backendUrl = `http://127.0.0.1:${backend.port}`;
@@ -143,6 +151,18 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
       report.direct = 'nginx (Debian, 1 worker, plain HTTP) serving a 6-byte file, a sparse bulk file (sendfile), discarding uploads';
       proxy = await startNginx(path.join(dir, 'nginx-proxy'), { upstream: backend.port });
       stops.push(() => proxy!.stop());
+      // Ferry's shape built from nginx: users over TLS to a first nginx (the relay's place), which
+      // keeps mutual-TLS connections to a second one (the connector's place), which forwards to the
+      // backend. The same TLS work per byte and the same process hops as Ferry, in C.
+      const hopKey = await createKeyAndCsr('bench hop');
+      const hopClient = { certPem: await signCsr(ca, hopKey.csrPem, { commonName: 'bench hop', validityDays: 1 }), keyPem: hopKey.keyPem };
+      const farHop = await startNginx(path.join(dir, 'nginx-far-hop'), { upstream: backend.port, tls, clientCa: ca.certPem });
+      stops.push(() => farHop.stop());
+      const nearHop = await startNginx(path.join(dir, 'nginx-near-hop'), {
+        upstream: farHop.tlsPort, upstreamTls: { clientCert: hopClient, caPem: ca.certPem, serverName: 'localhost' }, tls,
+      });
+      stops.push(() => nearHop.stop());
+      twoHops = `https://127.0.0.1:${nearHop.tlsPort}`;
     } else {
       backendUrl = sample.url;
       paths = { small: '/hello', download: `/bytes?n=${plan.bulkBytes}`, upload: '/upload' };
@@ -206,6 +226,9 @@ export async function runBench(options: { quick: boolean; outDir: string; cpuPro
       proxy
         ? { target: { name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', baseUrl: `http://127.0.0.1:${proxy.port}`, paths } }
         : { target: { name: 'nginx-proxy', label: 'nginx one-hop reverse proxy', baseUrl: '', paths }, reason: useNginx ? 'nginx did not start' : 'nginx is not installed (or FERRY_BENCH_NO_NGINX=1)' },
+      twoHops
+        ? { target: { name: NGINX_TWO_HOPS, label: TWO_HOPS_LABEL, baseUrl: twoHops, paths } }
+        : { target: { name: NGINX_TWO_HOPS, label: TWO_HOPS_LABEL, baseUrl: '', paths }, reason: useNginx ? 'nginx did not start' : 'nginx is not installed (or FERRY_BENCH_NO_NGINX=1)' },
       { target: { name: 'ferry-per-request-tls', label: 'Ferry tcp, a stream per request (connectionStreams: false), users over TLS', baseUrl: `https://127.0.0.1:${perRequest.ports.user}`, host: `tcp.localhost:${perRequest.ports.user}`, paths }, pids: { relay: perRequest.relay.child.pid!, connector: perRequestConnector.child.pid! } },
       { target: { name: 'ferry-tcp-tls', label: 'Ferry tcp, users over TLS', baseUrl: `https://127.0.0.1:${userPort}`, host: `tcp.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: tcpConnector.child.pid! } },
       { target: { name: 'ferry-tcp-plain', label: 'Ferry tcp, users over plain HTTP', baseUrl: `http://127.0.0.1:${ferry.ports.userPlain}`, host: `tcp.localhost:${userPort}`, paths }, pids: { relay: relayPid, connector: tcpConnector.child.pid! } },
@@ -283,12 +306,17 @@ async function measureTarget(target: Target, plan: Plan, script: string, uploadF
   result.c1 = await phase('c1', () => wrkGet(target, script, 1, plan.wrkSeconds));
   await directAgain(async (d) => { adjacent!.c64 = (await wrkGet(d, script, 64, Math.max(1, plan.wrkSeconds / 2))).requestsPerSec; });
   result.c64 = await phase('c64', () => wrkGet(target, script, 64, plan.wrkSeconds));
-  const c64Usage = result.usage?.c64;
-  if (c64Usage && result.c64?.requests) {
-    const perRequest = (u: Usage | undefined) => (u ? Math.round((u.cpuSeconds * 1e6) / result.c64!.requests) / 1000 : Number.NaN);
-    result.cpuMsPerRequest = { relay: perRequest(c64Usage.relay), connector: perRequest(c64Usage.connector) };
-  }
-  for (const key of ['c1', 'c64'] as const) {
+  result.newConnections = await phase('newConnections', () => wrkGet(target, script, 8, Math.max(1, plan.wrkSeconds / 2), { newConnectionEach: true }));
+  const cpuPer = (phaseName: 'c64' | 'newConnections') => {
+    const usage = result.usage?.[phaseName];
+    const requests = result[phaseName]?.requests;
+    if (!usage || !requests) return undefined;
+    const per = (u: Usage | undefined) => (u ? Math.round((u.cpuSeconds * 1e6) / requests) / 1000 : Number.NaN);
+    return { relay: per(usage.relay), connector: per(usage.connector) };
+  };
+  result.cpuMsPerRequest = cpuPer('c64');
+  result.cpuMsPerNewConnection = cpuPer('newConnections');
+  for (const key of ['c1', 'c64', 'newConnections'] as const) {
     if (result[key]?.errors) result.errors.push(`${key}: ${result[key]!.errors} failed requests (wrk)`);
   }
   // One untimed 100 MB first: the first download of a run read 800 MB/s direct, the next ones 2,000
@@ -338,6 +366,10 @@ function cpuPerBulk(t: TargetResult): string {
   return download || upload ? `${pair(download)}; ${pair(upload)}` : '';
 }
 
+function cpuPair(pair: { relay: number; connector: number } | undefined): string {
+  return pair ? `${pair.relay.toFixed(3)} / ${pair.connector.toFixed(3)}` : '';
+}
+
 function fmt(value: number | undefined, digits = 0): string {
   return value === undefined || Number.isNaN(value) ? '–' : value.toFixed(digits);
 }
@@ -347,21 +379,22 @@ export function markdownTable(report: BenchReport): string {
   const lines = [
     `Direct = ${report.direct}. ${report.machine.cpus} CPU (${report.machine.cpuModel}), Node ${report.machine.node}${report.machine.nginx ? `, ${report.machine.nginx}` : ''}${report.quick ? ' — QUICK run, figures not meaningful' : ''}.`,
     '',
-    '| path | GET/s c=1 | p50 c=1 ms | GET/s c=64 | p50 / p99 c=64 ms | download MB/s | upload MB/s | TTFB fresh conn ms | after handshake ms | relay / connector CPU % (c=64) | relay / connector CPU ms per GET | relay / connector CPU ms per 100 MB, down; up | relay / connector peak RSS MB | load avg |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| path | GET/s c=1 | p50 c=1 ms | GET/s c=64 | p50 / p99 c=64 ms | GET/s c=8, a new connection each | download MB/s | upload MB/s | TTFB fresh conn ms | after handshake ms | relay / connector CPU % (c=64) | relay / connector CPU ms per GET | … per GET on a new connection | relay / connector CPU ms per 100 MB, down; up | relay / connector peak RSS MB | load avg |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const t of report.targets) {
     if (!t.available) {
-      lines.push(`| ${t.label} | not available: ${t.reason ?? ''} |||||||||||| |`);
+      lines.push(`| ${t.label} | not available: ${t.reason ?? ''} |||||||||||||| |`);
       continue;
     }
     const usage = t.usage?.c64;
     const peak = t.usage ? Object.values(t.usage).reduce((acc, u) => ({ relay: Math.max(acc.relay, u.relay?.peakRssMb ?? 0), connector: Math.max(acc.connector, u.connector?.peakRssMb ?? 0) }), { relay: 0, connector: 0 }) : undefined;
     lines.push(`| ${t.label} | ${fmt(t.c1?.requestsPerSec)}${ratio(t.c1?.requestsPerSec, direct?.c1?.requestsPerSec)} | ${fmt(t.c1?.p50Ms, 2)}${ratio(t.c1?.p50Ms, direct?.c1?.p50Ms)} | `
       + `${fmt(t.c64?.requestsPerSec)}${ratio(t.c64?.requestsPerSec, direct?.c64?.requestsPerSec)} | ${fmt(t.c64?.p50Ms, 2)} / ${fmt(t.c64?.p99Ms, 2)} | `
+      + `${fmt(t.newConnections?.requestsPerSec)}${ratio(t.newConnections?.requestsPerSec, direct?.newConnections?.requestsPerSec)} | `
       + `${fmt(t.download?.mbPerSec)}${ratio(t.download?.mbPerSec, direct?.download?.mbPerSec)} | ${fmt(t.upload?.mbPerSec)}${ratio(t.upload?.mbPerSec, direct?.upload?.mbPerSec)} | `
       + `${fmt(t.ttfbMs, 2)}${ratio(t.ttfbMs, direct?.ttfbMs)} | ${fmt(t.ttfbAfterHandshakeMs, 2)}${ratio(t.ttfbAfterHandshakeMs, direct?.ttfbAfterHandshakeMs)} | ${usage ? `${usage.relay?.cpuPercent} / ${usage.connector?.cpuPercent}` : ''} | `
-      + `${t.cpuMsPerRequest ? `${t.cpuMsPerRequest.relay.toFixed(3)} / ${t.cpuMsPerRequest.connector.toFixed(3)}` : ''} | ${cpuPerBulk(t)} | ${peak ? `${peak.relay} / ${peak.connector}` : ''} | ${t.loadAverage} |`);
+      + `${cpuPair(t.cpuMsPerRequest)} | ${cpuPair(t.cpuMsPerNewConnection)} | ${cpuPerBulk(t)} | ${peak ? `${peak.relay} / ${peak.connector}` : ''} | ${t.loadAverage} |`);
   }
   lines.push('', 'The same three figures against direct measured again right before each (c=64 for half as long):', '',
     '| path | GET/s c=64 (direct right before) | download MB/s (direct right before) | upload MB/s (direct right before) |', '|---|---|---|---|');
@@ -379,6 +412,18 @@ export function markdownTable(report: BenchReport): string {
       if (!t.available || !t.overTls || t.name === DIRECT_TLS) continue;
       lines.push(`| ${t.label} | ${fmt(t.c64?.requestsPerSec)}${ratio(t.c64?.requestsPerSec, directTls.c64?.requestsPerSec)} | `
         + `${fmt(t.download?.mbPerSec)}${ratio(t.download?.mbPerSec, directTls.download?.mbPerSec)} | ${fmt(t.upload?.mbPerSec)}${ratio(t.upload?.mbPerSec, directTls.upload?.mbPerSec)} |`);
+    }
+  }
+  const twoHops = report.targets.find((t) => t.name === NGINX_TWO_HOPS && t.available);
+  if (twoHops) {
+    lines.push('', 'Ferry\'s rows with users over TLS against the same shape in C (two nginx hops, mutual TLS between; same run):', '',
+      '| path | GET/s c=1 | GET/s c=64 | GET/s c=8, a new connection each | download MB/s | upload MB/s | after handshake ms |', '|---|---|---|---|---|---|---|');
+    for (const t of report.targets) {
+      if (!t.available || !t.overTls || !t.name.startsWith('ferry-')) continue;
+      lines.push(`| ${t.label} | ${fmt(t.c1?.requestsPerSec)}${ratio(t.c1?.requestsPerSec, twoHops.c1?.requestsPerSec)} | ${fmt(t.c64?.requestsPerSec)}${ratio(t.c64?.requestsPerSec, twoHops.c64?.requestsPerSec)} | `
+        + `${fmt(t.newConnections?.requestsPerSec)}${ratio(t.newConnections?.requestsPerSec, twoHops.newConnections?.requestsPerSec)} | `
+        + `${fmt(t.download?.mbPerSec)}${ratio(t.download?.mbPerSec, twoHops.download?.mbPerSec)} | ${fmt(t.upload?.mbPerSec)}${ratio(t.upload?.mbPerSec, twoHops.upload?.mbPerSec)} | `
+        + `${fmt(t.ttfbAfterHandshakeMs, 2)}${ratio(t.ttfbAfterHandshakeMs, twoHops.ttfbAfterHandshakeMs)} |`);
     }
   }
   const errors = report.targets.flatMap((t) => t.errors.map((e) => `- ${t.label}: ${e}`));

@@ -25,12 +25,23 @@ export interface NginxHandle {
   stop(): Promise<void>;
 }
 
+/** What makes an nginx reverse proxy one hop of a tunnel's shape: TLS upstream with a client certificate. */
+export interface NginxTlsUpstream {
+  /** The client certificate nginx presents to the upstream (mutual TLS, as a connector to the relay). */
+  clientCert: KeyPairPem;
+  /** The CA the upstream's certificate must chain to, and the name it must carry. */
+  caPem: string;
+  serverName: string;
+}
+
 /**
  * Starts an nginx master + one worker with its own config. `upstream` makes it a reverse proxy
- * (keep-alive to the upstream, streaming both ways); otherwise it serves `root` and discards uploads.
- * `tls` adds a TLS listener to the same server: what TLS alone costs, in C, on the same files.
+ * (keep-alive to the upstream, streaming both ways; `upstreamTls`: over mutual TLS); otherwise it
+ * serves `root` and discards uploads. `tls` adds a TLS listener to the same server (for the file
+ * server: what TLS alone costs, in C, on the same files); `clientCa` makes that listener require a
+ * client certificate from that CA.
  */
-export async function startNginx(dir: string, options: { root?: string; upstream?: number; tls?: KeyPairPem }): Promise<NginxHandle> {
+export async function startNginx(dir: string, options: { root?: string; upstream?: number; upstreamTls?: NginxTlsUpstream; tls?: KeyPairPem; clientCa?: string }): Promise<NginxHandle> {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const tlsPort = options.tls ? await freePort() : undefined;
@@ -41,6 +52,26 @@ export async function startNginx(dir: string, options: { root?: string; upstream
     tlsListen = `listen 127.0.0.1:${tlsPort} ssl backlog=4096;
     ssl_certificate ${dir}/tls.crt;
     ssl_certificate_key ${dir}/tls.key;`;
+    if (options.clientCa) {
+      writeFileSync(path.join(dir, 'client-ca.crt'), options.clientCa);
+      tlsListen += `
+    ssl_client_certificate ${dir}/client-ca.crt;
+    ssl_verify_client on;`;
+    }
+  }
+  let upstreamTls = '';
+  if (options.upstreamTls) {
+    const { clientCert, caPem, serverName } = options.upstreamTls;
+    writeFileSync(path.join(dir, 'upstream-client.crt'), clientCert.certPem);
+    writeFileSync(path.join(dir, 'upstream-client.key'), clientCert.keyPem, { mode: 0o600 });
+    writeFileSync(path.join(dir, 'upstream-ca.crt'), caPem);
+    upstreamTls = `
+      proxy_ssl_certificate ${dir}/upstream-client.crt;
+      proxy_ssl_certificate_key ${dir}/upstream-client.key;
+      proxy_ssl_trusted_certificate ${dir}/upstream-ca.crt;
+      proxy_ssl_verify on;
+      proxy_ssl_name ${serverName};
+      proxy_ssl_session_reuse on;`;
   }
   // proxy_buffering off streams like a tunnel, but then nginx moves the answer in pieces of
   // proxy_buffer_size (one 4 KiB page by default): 100 MB went through at 0.15x direct. With 64 KiB
@@ -50,8 +81,9 @@ export async function startNginx(dir: string, options: { root?: string; upstream
     ? `upstream backend { server 127.0.0.1:${options.upstream}; keepalive 128; }
   server {
     listen 127.0.0.1:${port} backlog=4096;
+    ${tlsListen}
     location / {
-      proxy_pass http://backend;
+      proxy_pass ${options.upstreamTls ? 'https' : 'http'}://backend;${upstreamTls}
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffering off;

@@ -36,7 +36,12 @@ describe('npm run bench --quick', () => {
       assert.ok((target.c1?.requests ?? 0) > 0, `${name} answered small GETs`);
       assert.ok(target.usage?.c64?.relay && target.usage.c64.connector, `${name} has relay and connector usage`);
       assert.ok(target.cpuMsPer100Mb?.download && target.cpuMsPer100Mb.upload, `${name} has CPU per 100 MB both ways`);
+      assert.ok((target.newConnections?.requests ?? 0) > 0 && target.cpuMsPerNewConnection, `${name} answered GETs on new connections, with CPU per connection`);
+      assert.equal(target.newConnections?.errors, 0, `${name}: no failed request on new connections`);
     }
+    // The same shape in C (nginx two hops over mutual TLS) runs wherever nginx does.
+    const twoHops = report.targets.find((t) => t.name === 'nginx-two-hops-tls');
+    assert.ok(twoHops && (twoHops.available ? (twoHops.download?.bytes ?? 0) > 0 && twoHops.upload?.status === 200 : twoHops.reason), 'the two-hop nginx path was measured or says why not');
     const squid = report.targets.find((t) => t.name === 'ferry-https-squid');
     assert.ok(squid && (squid.available || squid.reason), 'the Squid path was measured or says why not');
     assert.ok(report.longPolls && report.longPolls.requested > 0);
