@@ -51,7 +51,7 @@ function run(command: string, args: string[], timeoutMs: number): Promise<{ stdo
 /**
  * Small GETs with wrk at a given concurrency for durationS seconds. Non-2xx answers count as errors.
  * `newConnectionEach`: every request asks `Connection: close`, so each one opens a connection (and,
- * over TLS, a full handshake: wrk resumes no sessions).
+ * over TLS, a handshake: wrk resumes about half of its sessions).
  */
 export async function wrkGet(target: Target, script: string, connections: number, durationS: number, options: { newConnectionEach?: boolean } = {}): Promise<WrkResult> {
   const threads = Math.min(2, connections);
