@@ -7,7 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { basicCredentials, createDialer, credentialsFromDecision, proxyLabel, RoutesExhaustedError, type DialerOptions, type EgressDialer, type ForwardDecision, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
+import { basicCredentials, createDialer, credentialsFromDecision, proxyLabel, RoutesExhaustedError, takeFirstRequestAuthorization, type DialerOptions, type EgressDialer, type ForwardDecision, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
 import { challengeSchemes } from './dial/connect-response.js';
 import { formatHostPort, routeKey } from './dial/route-health.js';
 import { connectVerifiedTls } from './tls.js';
@@ -284,15 +284,18 @@ export function createBackendRequester(options: BackendRequesterOptions) {
       current = request;
       request.setNoDelay?.(true);
       // The egress agent hands a request its socket only once the dial succeeded: until then,
-      // nothing of the body has been read.
+      // nothing of the body has been read. The head is written then too: the first request on a
+      // connection to an NTLM or Negotiate proxy carries the handshake's last leg.
       let bodyTaken = false;
-      if (typeof body === 'function') {
-        request.once('socket', () => {
-          if (stopped) return;
-          bodyTaken = true;
-          body(request);
-        });
-      }
+      request.once('socket', (socket: Duplex) => {
+        if (stopped) return;
+        const lastLeg = takeFirstRequestAuthorization(socket);
+        if (lastLeg !== undefined) request.setHeader('proxy-authorization', lastLeg);
+        if (body === 'none') return void request.end();
+        if (body === 'upgrade') return request.flushHeaders();
+        bodyTaken = true;
+        body(request);
+      });
       request.on('response', (response: http.IncomingMessage) => {
         const refused = proxyAnswerError(plan, response);
         if (!refused) return handlers.response(response);
@@ -309,8 +312,6 @@ export function createBackendRequester(options: BackendRequesterOptions) {
           attempt(next, true);
         }, () => handlers.error(error));
       });
-      if (body === 'none') request.end();
-      else if (body === 'upgrade') request.flushHeaders();
     };
     attempt(planned, false);
     return {
@@ -415,13 +416,16 @@ export function proxyAnswerError(plan: BackendRequestPlan, response: http.Incomi
   if (plan.via !== 'forward-proxy' || response.statusCode !== 407 || plan.route.kind === 'DIRECT') return undefined;
   const proxy = proxyLabel(plan.route as ProxyRoute);
   const schemes = challengeSchemes(response.headersDistinct['proxy-authenticate'] ?? []);
-  const sent = (plan.options.headers as http.OutgoingHttpHeaders | undefined)?.['proxy-authorization'] !== undefined;
+  // What the request carried: Basic from the plan, or the last leg of an NTLM or Negotiate handshake.
+  const carried = (response as http.IncomingMessage & { req?: http.ClientRequest }).req?.getHeader('proxy-authorization')
+    ?? (plan.options.headers as http.OutgoingHttpHeaders | undefined)?.['proxy-authorization'];
+  const sentScheme = carried === undefined ? undefined : String(carried).split(' ')[0];
   // The URL without its query (which may carry a token), as Squid logs it.
   const url = new URL(String(plan.options.path));
   const target = `${url.origin}${url.pathname}`;
   const offered = schemes.length > 0 ? schemes.join(', ') : 'none named';
-  return new DialError('proxy-auth-required', sent
-    ? `the proxy ${proxy} refused the configured Basic credentials for ${target} (407; schemes offered: ${offered})`
+  return new DialError('proxy-auth-required', sentScheme
+    ? `the proxy ${proxy} refused the configured ${sentScheme} credentials for ${target} (407; schemes offered: ${offered})`
     : `the proxy ${proxy} asks for authentication for ${target} (407; schemes offered: ${offered}) and the request went without (no credentials configured, or a proxy that did not keep the NTLM or Negotiate connection authenticated)`, {
     target: url.host, proxy, phase: 'proxy-auth', elapsedMs: 0, statusCode: 407, schemes,
   });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createDialer, fixedRoutes, RoutesExhaustedError, type ForwardDecision, type ProxyRoute } from '../../src/egress/dial/index.js';
+import { createDialer, fixedRoutes, RoutesExhaustedError, takeFirstRequestAuthorization, type ForwardDecision, type ProxyRoute } from '../../src/egress/dial/index.js';
 import { connectPinnedTls } from '../../src/egress/tls.js';
 import { DialError } from '../../src/shared/errors.js';
 import type { DialTrace, Route } from '../../src/egress/types.js';
@@ -71,7 +71,9 @@ async function pinnedEcho(socket: Duplex, text: string): Promise<string> {
 }
 
 /** A GET in absolute form on a connection to a proxy, as the forward agent sends it (no credentials). */
+/** A GET in absolute form; the connection's first one carries the handshake's last leg, as `send` writes it. */
 function absoluteGet(socket: Duplex, path: string): Promise<string> {
+  const lastLeg = takeFirstRequestAuthorization(socket);
   return new Promise((resolve, reject) => {
     let answer = '';
     const onData = (chunk: Buffer) => {
@@ -85,7 +87,7 @@ function absoluteGet(socket: Duplex, path: string): Promise<string> {
     };
     socket.on('data', onData);
     socket.once('error', reject);
-    socket.write(`GET http://${RELAY}:${appPort}${path} HTTP/1.1\r\nHost: ${RELAY}:${appPort}\r\n\r\n`);
+    socket.write(`GET http://${RELAY}:${appPort}${path} HTTP/1.1\r\nHost: ${RELAY}:${appPort}\r\n${lastLeg ? `Proxy-Authorization: ${lastLeg}\r\n` : ''}\r\n`);
   });
 }
 
@@ -259,7 +261,7 @@ describe('NTLM proxy authentication (Squid with ntlm_fake_auth)', () => {
     assert.equal(await pinnedEcho(result.socket, 'basic after 407'), 'basic after 407');
   });
 
-  test('absolute form, scheme ntlm: HEAD authenticates the connection, which then serves requests without credentials', async () => {
+  test('absolute form, scheme ntlm: the first request carries AUTHENTICATE (the app sees no HEAD), the next ones nothing', async () => {
     const traces: DialTrace[] = [];
     const dialer = createDialer({ credentials: () => ({ username: 'CORP\\alice', password: 'nt-s3cret', scheme: 'ntlm' }), onTrace: (t) => traces.push(t) });
     const before = appSaw.length;
@@ -270,7 +272,8 @@ describe('NTLM proxy authentication (Squid with ntlm_fake_auth)', () => {
     } finally {
       socket.destroy();
     }
-    assert.deepEqual(appSaw.slice(before), ['HEAD /orders', 'GET /orders/1', 'GET /orders/2'], 'one HEAD per connection, then the requests');
+    assert.deepEqual(appSaw.slice(before), ['GET /orders/1', 'GET /orders/2'], 'the app saw the requests only: the HEAD with NEGOTIATE got the proxy\'s 407');
+    await ntlm.waitForAccessLog((l) => l.includes('TCP_DENIED/407') && l.includes(`HEAD http://${RELAY}:${appPort}/orders`));
     const line = await ntlm.waitForAccessLog((l) => l.includes(`GET http://${RELAY}:${appPort}/orders/2`));
     assert.match(line, /TCP_MISS\/200 .* CORP\\{1,2}alice /, 'Squid served the request as the NTLM user');
     assert.ok(!JSON.stringify(traces).includes('nt-s3cret'));
@@ -357,12 +360,15 @@ describe('Negotiate (Kerberos) proxy authentication (a test KDC, Squid with nego
   test('absolute form, scheme negotiate: a ticket authenticates the connection; Squid serves its requests as the principal', async () => {
     process.env.KRB5CCNAME = 'MEMORY:ferry-test-forward';
     const dialer = createDialer({ lookup, credentials: () => ({ username: '', password: '', scheme: 'negotiate', keytab: connectorKeytab }) });
+    const before = appSaw.length;
     const { socket } = await dialer.dialForwardProxy({ host: RELAY, port: appPort, caller: 'backend', url: new URL(`http://${RELAY}:${appPort}/kerberos`) }, forwardTo(route()));
     try {
       assert.equal(await absoluteGet(socket, '/kerberos/1'), 'HTTP/1.1 200 OK | app saw GET /kerberos/1');
+      assert.equal(await absoluteGet(socket, '/kerberos/2'), 'HTTP/1.1 200 OK | app saw GET /kerberos/2');
     } finally {
       socket.destroy();
     }
+    assert.deepEqual(appSaw.slice(before), ['GET /kerberos/1', 'GET /kerberos/2'], 'the ticket went with the first request: no handshake request at all');
     const line = await kerberos.waitForAccessLog((l) => l.includes(`GET http://${RELAY}:${appPort}/kerberos/1`));
     assert.match(line, new RegExp(`TCP_MISS/200 .* svc-ferry@${kdc.realm} `));
   });

@@ -52,6 +52,16 @@ interface HandshakeExchange {
   accepts(statusCode: number): boolean;
   /** Answers carry no body whatever their Content-Length says (HEAD). */
   bodiless: boolean;
+  /**
+   * The authenticator's finishing value is not sent with this exchange's request: the handshake
+   * ends there and returns it, for the connection's first real request to carry.
+   */
+  handsOverLastLeg?: boolean;
+}
+
+/** A handshake that ended by handing its last leg over (see HandshakeExchange.handsOverLastLeg). */
+interface HandedOver {
+  lastLeg: string;
 }
 
 export async function httpConnect(socket: net.Socket, options: HttpConnectOptions): Promise<HttpConnectResult> {
@@ -64,19 +74,20 @@ export async function httpConnect(socket: net.Socket, options: HttpConnectOption
       `User-Agent: ${options.userAgent ?? 'ferry'}\r\n\r\n`,
     accepts: (statusCode) => statusCode === 200,
     bodiless: false,
-  });
+  }) as ConnectResponseHead;
   return { socket: head.rest.length > 0 ? new PrefixedTunnel(socket, head.rest) : socket, statusCode: 200 };
 }
 
 /**
- * Authenticates a connection to an HTTP proxy for requests in absolute form, with a connection
- * scheme (NTLM, Negotiate): the handshake's legs are `HEAD <url>` (safe, and no body to hold back
- * or replay), and the proxy then serves the connection's next requests as the authenticated user,
- * as browsers rely on. `OPTIONS` with `Max-Forwards: 0` would spare the app the HEAD, but Squid
- * answers it (501) before any authentication. Any answer but 407 ends the handshake: what the
- * proxy thinks of the URL itself is the real request's business.
+ * Prepares a connection to an HTTP proxy for requests in absolute form, with a connection scheme
+ * (NTLM, Negotiate), as browsers and curl do: the legs before the last one go with `HEAD <url>`
+ * (safe, no body to hold back or replay), which the proxy answers with its 407 itself; the last
+ * leg (NTLM's AUTHENTICATE, a Kerberos ticket) is returned, for the connection's first real
+ * request to carry. So the app sees only real requests, and the proxy serves the connection's
+ * later ones as the authenticated user. A HEAD the proxy answers with anything but 407 (a URL it
+ * lets through without authentication) ends the handshake: the connection needs nothing more.
  */
-export async function authenticateForwardConnection(socket: net.Socket, options: HttpConnectOptions & { url: URL }): Promise<void> {
+export async function authenticateForwardConnection(socket: net.Socket, options: HttpConnectOptions & { url: URL }): Promise<string | undefined> {
   const { url } = options;
   const authority = authorityOf(options);
   const head = await proxyHandshake(socket, options, {
@@ -87,13 +98,31 @@ export async function authenticateForwardConnection(socket: net.Socket, options:
       `User-Agent: ${options.userAgent ?? 'ferry'}\r\n\r\n`,
     accepts: (statusCode) => statusCode !== 407,
     bodiless: true,
+    handsOverLastLeg: true,
   });
+  if ('lastLeg' in head) return head.lastLeg;
   if (head.rest.length > 0) {
     socket.destroy();
     throw new DialError('proxy-refused', `the proxy ${options.proxy} sent more than one answer to HEAD ${url.origin}${url.pathname}`, {
       target: options.target, proxy: options.proxy, phase: 'proxy-auth', elapsedMs: 0,
     });
   }
+  return undefined;
+}
+
+const FIRST_REQUEST_AUTHORIZATION = Symbol('ferry.firstRequestProxyAuthorization');
+
+/** Leaves on a forward-proxy connection the Proxy-Authorization its first request must carry. */
+export function setFirstRequestAuthorization(socket: Duplex, authorization: string): void {
+  (socket as Duplex & { [FIRST_REQUEST_AUTHORIZATION]?: string })[FIRST_REQUEST_AUTHORIZATION] = authorization;
+}
+
+/** The Proxy-Authorization a connection's first request must carry (once: it is taken). */
+export function takeFirstRequestAuthorization(socket: Duplex): string | undefined {
+  const holder = socket as Duplex & { [FIRST_REQUEST_AUTHORIZATION]?: string };
+  const authorization = holder[FIRST_REQUEST_AUTHORIZATION];
+  holder[FIRST_REQUEST_AUTHORIZATION] = undefined;
+  return authorization;
 }
 
 function authorityOf(options: HttpConnectOptions): string {
@@ -103,9 +132,10 @@ function authorityOf(options: HttpConnectOptions): string {
 /**
  * Sends `exchange`'s request, answering 407s with the authenticator's next leg on the same
  * connection, until the proxy accepts; returns the accepting answer's head (`rest`: the bytes after
- * it). Every failure destroys the socket and is a classified DialError.
+ * it), or with `handsOverLastLeg` the authenticator's finishing value, unsent. Every failure
+ * destroys the socket and is a classified DialError.
  */
-async function proxyHandshake(socket: net.Socket, options: HttpConnectOptions, exchange: HandshakeExchange): Promise<ConnectResponseHead> {
+async function proxyHandshake(socket: net.Socket, options: HttpConnectOptions, exchange: HandshakeExchange): Promise<ConnectResponseHead | HandedOver> {
   const started = options.now();
   try {
     assertValidTargetHost(options.host);
@@ -126,6 +156,10 @@ async function proxyHandshake(socket: net.Socket, options: HttpConnectOptions, e
       });
     }
     for (let leg = 0; leg < MAX_AUTH_LEGS; leg += 1) {
+      if (exchange.handsOverLastLeg && authorization !== undefined && options.authenticator?.finished) {
+        if (reader.detach().length > 0) throw new DialError('proxy-refused', `the proxy ${options.proxy} sent bytes after its 407 to ${what}`, fields('proxy-auth'));
+        return { lastLeg: authorization };
+      }
       socket.write(exchange.request(authorization));
       const head = await reader.readHead(options.timeoutMs, what, () => fields('proxy-connect'));
       if (exchange.accepts(head.statusCode)) {

@@ -19,7 +19,7 @@ import { silentLogger, type Logger } from '../../shared/log.js';
 import { redact } from '../../shared/redact.js';
 import type { DialRequest, DialResult, DialTrace, Dialer, ProxyResolver, Route, RouteDecision } from '../types.js';
 import type { ConfiguredProxyCredentials } from '../../config/proxy-settings.js';
-import { assertValidTargetHost, authenticateForwardConnection, httpConnect } from './http-connect.js';
+import { assertValidTargetHost, authenticateForwardConnection, httpConnect, setFirstRequestAuthorization } from './http-connect.js';
 import { createProxyAuthenticator, type ProxyAuthenticator, type ProxyCredentials } from './proxy-auth.js';
 import { RouteHealth, formatHostPort, routeKey } from './route-health.js';
 import { socksConnect } from './socks.js';
@@ -32,6 +32,7 @@ export {
 } from './proxy-auth.js';
 export { RouteHealth, routeKey } from './route-health.js';
 export { classifySocketError } from './tcp.js';
+export { takeFirstRequestAuthorization } from './http-connect.js';
 
 export type ProxyRoute = Exclude<Route, { kind: 'DIRECT' }>;
 
@@ -67,7 +68,8 @@ export interface EgressDialer extends Dialer {
   /**
    * A connection to the first of the decision's proxies (plain HTTP proxies) that accepts one, for
    * requests sent to it in absolute form: no CONNECT; with NTLM or Negotiate credentials, a
-   * connection authenticated for them. The list is walked like any route list (the proxy that last
+   * connection whose first request must carry `takeFirstRequestAuthorization(socket)` (the
+   * handshake's last leg) to be authenticated. The list is walked like any route list (the proxy that last
    * worked for this target first, recently failed ones last, each failure marked), with a trace
    * per attempt; `request` names the app the request is for.
    */
@@ -297,14 +299,15 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
   /**
    * A connection to an HTTP proxy for requests in absolute form. Basic goes with each request (the
    * requester writes it); NTLM and Negotiate (and `any`, which may choose NTLM) authenticate the
-   * connection itself, so the handshake runs here, before the connection serves a request.
+   * connection itself, so the handshake runs here, up to its last leg, which the connection's first
+   * request carries (takeFirstRequestAuthorization).
    */
   async function authenticatedForRequests(socket: net.Socket, route: ProxyRoute, credentials: ProxyCredentials | undefined, request: DialRequest, target: string, proxy: string, timeoutMs: number): Promise<Duplex> {
     if (!credentials || (credentials.scheme ?? 'basic') === 'basic') return socket;
     const authenticator = authenticatorFor(route, credentials);
     if (!authenticator) return socket;
     const url = request.url ?? new URL(`http://${target}/`);
-    await authenticateForwardConnection(socket, { host: request.host, port: request.port, target, proxy, timeoutMs, now, authenticator, url });
+    const lastLeg = await authenticateForwardConnection(socket, { host: request.host, port: request.port, target, proxy, timeoutMs, now, authenticator, url });
     if (authenticator.scheme === 'Basic') {
       // `any` met a proxy that offers Basic only: Basic authenticates a request, not a connection,
       // and the requests after this one carry none (`any` never sends the password unasked).
@@ -313,6 +316,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
         target, proxy, phase: 'proxy-auth', elapsedMs: 0, statusCode: 407, schemes: ['Basic'],
       });
     }
+    if (lastLeg !== undefined) setFirstRequestAuthorization(socket, lastLeg);
     // The handshake paused the socket when it stopped reading; the HTTP client reads it from here
     // as it would a fresh connection (nothing arrives before its first request).
     socket.resume();

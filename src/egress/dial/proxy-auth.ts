@@ -51,6 +51,13 @@ export interface ProxyAuthenticator {
    * credentials were already refused).
    */
   respond(challenges: string[]): string | undefined | Promise<string | undefined>;
+  /**
+   * True once the last value produced ends the client's part of the exchange (NTLM's
+   * AUTHENTICATE, a Kerberos ticket): the proxy accepts it or refuses it. A connection for
+   * requests in absolute form sends that value with its first real request, not with a handshake
+   * request of its own that the proxy would pass on to the app.
+   */
+  readonly finished?: boolean;
 }
 
 /** Authenticators hold secrets: util.inspect and JSON show their scheme only. */
@@ -58,6 +65,10 @@ abstract class SecretAuthenticator implements ProxyAuthenticator {
   abstract readonly scheme: string;
   abstract initial(): string | undefined | Promise<string | undefined>;
   abstract respond(challenges: string[]): string | undefined | Promise<string | undefined>;
+
+  get finished(): boolean {
+    return false;
+  }
 
   toJSON(): Record<string, string> {
     return { scheme: this.scheme };
@@ -94,6 +105,10 @@ export class BasicProxyAuthenticator extends SecretAuthenticator {
 
   respond(): string | undefined {
     return undefined;
+  }
+
+  override get finished(): boolean {
+    return true;
   }
 }
 
@@ -134,6 +149,10 @@ export class NtlmProxyAuthenticator extends SecretAuthenticator {
     return `NTLM ${negotiateMessage().toString('base64')}`;
   }
 
+  override get finished(): boolean {
+    return this.answered;
+  }
+
   respond(challenges: string[]): string | undefined {
     const token = challengeFor(challenges, 'NTLM');
     if (this.answered || !token) return undefined;
@@ -155,6 +174,10 @@ export class AnyProxyAuthenticator extends SecretAuthenticator {
 
   get scheme(): string {
     return this.chosen?.scheme ?? 'NTLM or Basic';
+  }
+
+  override get finished(): boolean {
+    return this.chosen?.finished ?? false;
   }
 
   initial(): string | undefined {
@@ -210,6 +233,11 @@ export class NegotiateProxyAuthenticator extends SecretAuthenticator {
 
   constructor(private readonly credentials: ProxyCredentials, private readonly proxyHost: string) {
     super();
+  }
+
+  /** A Kerberos ticket (the first token) is all the client has to say; the proxy's answer may carry its own (mutual authentication). */
+  override get finished(): boolean {
+    return this.client !== undefined;
   }
 
   async initial(): Promise<string | undefined> {
