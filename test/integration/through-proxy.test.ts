@@ -312,6 +312,8 @@ describe('through the proxy', { skip: notRoot ? 'needs root (Squid drops to user
       assert.equal(served.status, 200, served.body);
       const line = await ntlm.waitForAccessLog((l) => l.includes(`GET ${internal}/hello`));
       assert.match(line, /TCP_MISS\/200 .* CORP\\{1,2}erin /, 'Squid served the backend request as the NTLM user');
+      const passedOn = ntlm.accessLog().filter((l) => / HEAD http:/.test(l) && !l.includes('TCP_DENIED/407'));
+      assert.deepEqual(passedOn, [], 'the handshake sent the app no HEAD: its last leg went with the GET');
       assert.doesNotMatch(procs[0]!.log(), /nt-backend-pw/);
       const refused = await userRequest(stack.relay, 'basic.localhost', '/hello');
       assert.equal(refused.status, 502, 'the user gets Ferry\'s page, never the proxy\'s 407');
