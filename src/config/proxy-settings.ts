@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../shared/errors.js';
-import { parseYamlText } from './yaml-file.js';
+import { isXmlText, parseYamlText } from './yaml-file.js';
 import { parseDotnetProxyConfig } from './proxy-settings-xml.js';
 import { parseYamlProxyConfig } from './proxy-settings-yaml.js';
 import type { ProxyAuthScheme } from './proxy-settings-yaml.js';
@@ -170,7 +170,7 @@ export function proxySourcesOf(file: string | undefined, keys?: { proxyConfig?: 
       // Unreadable: the settings loader reports it with the fix.
       return { proxySettingsFile: file, machineConfig: undefined };
     }
-    given = text.replace(/^\uFEFF/, '').trimStart().startsWith('<') ? {} : parseYamlText(text, file, SOURCE_KEYS).value;
+    given = isXmlText(text) ? {} : parseYamlText(text, file, SOURCE_KEYS).value;
   }
   const base = path.dirname(path.resolve(file));
   return {
@@ -182,7 +182,7 @@ export function proxySourcesOf(file: string | undefined, keys?: { proxyConfig?: 
 /** Parses file content; `file` is used for provenance and error messages. */
 export function parseProxySettings(text: string, file: string): ProxySettingsLayer {
   const body = text.replace(/^\uFEFF/, '');
-  if (body.trimStart().startsWith('<')) return parseDotnetProxyConfig(body, file);
+  if (isXmlText(body)) return parseDotnetProxyConfig(body, file);
   return parseYamlProxyConfig(body, file);
 }
 

@@ -14,7 +14,30 @@ export interface LoadedYaml<T> {
   lineOf(path: (string | number)[]): number | undefined;
 }
 
-export function parseYamlText<S extends z.ZodTypeAny>(text: string, file: string, schema: S): LoadedYaml<z.output<S>> {
+/** DESIGN.md: a configuration file whose content is XML is a .NET-style .config file, not YAML. */
+export function isXmlText(text: string): boolean {
+  return text.replace(/^\uFEFF/, '').trimStart().startsWith('<');
+}
+
+export function isXmlFile(file: string): boolean {
+  try {
+    return isXmlText(readFileSync(file, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+export interface YamlFileOptions {
+  /** What to do when the file is XML (a .NET .config) where this one must be YAML. */
+  xmlFix?: string;
+}
+
+export function parseYamlText<S extends z.ZodTypeAny>(text: string, file: string, schema: S, options: YamlFileOptions = {}): LoadedYaml<z.output<S>> {
+  if (isXmlText(text)) {
+    throw new ConfigError('the file is XML (a .NET .config file), where a YAML file is expected', {
+      file, line: 1, fix: options.xmlFix ?? 'write the settings as YAML ("key: value" lines)',
+    });
+  }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const lineAt = (offset: number | undefined) => (offset === undefined ? undefined : lineCounter.linePos(offset).line);
@@ -36,7 +59,7 @@ export function parseYamlText<S extends z.ZodTypeAny>(text: string, file: string
   };
   const raw = doc.contents === null ? {} : doc.toJS();
   if (doc.contents !== null && !isMap(doc.contents)) {
-    throw new ConfigError('the file must be a YAML mapping (key: value lines)', { file, line: 1, fix: 'start the file with top-level keys such as "stateDir:"' });
+    throw new ConfigError('the file must be a YAML mapping (key: value lines)', { file, line: 1, fix: 'write the settings as top-level "key: value" lines' });
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
@@ -52,12 +75,12 @@ export function parseYamlText<S extends z.ZodTypeAny>(text: string, file: string
   return { value: parsed.data, file, lineOf };
 }
 
-export function loadYamlFile<S extends z.ZodTypeAny>(file: string, schema: S): LoadedYaml<z.output<S>> {
+export function loadYamlFile<S extends z.ZodTypeAny>(file: string, schema: S, options: YamlFileOptions = {}): LoadedYaml<z.output<S>> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     throw new ConfigError(`cannot read the configuration file: ${(error as Error).message}`, { file, fix: 'check the path given with --config and its permissions' });
   }
-  return parseYamlText(text, file, schema);
+  return parseYamlText(text, file, schema, options);
 }

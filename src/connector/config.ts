@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { loadYamlFile, parseYamlText } from '../config/yaml-file.js';
+import { isXmlFile, loadYamlFile, parseYamlText } from '../config/yaml-file.js';
 import { proxySourcesOf } from '../config/proxy-settings.js';
 import { ConfigError } from '../shared/errors.js';
 
@@ -110,11 +110,3 @@ function readAppCa(caFile: string, configFile: string | undefined, line: number 
   return { file: caFile, pem: blocks.join('\n') };
 }
 
-/** DESIGN.md: a configuration file whose content is XML is read as a .NET-style .config file. */
-export function isXmlFile(file: string): boolean {
-  try {
-    return readFileSync(file, 'utf8').trimStart().startsWith('<');
-  } catch {
-    return false;
-  }
-}

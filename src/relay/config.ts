@@ -58,7 +58,9 @@ export function parseHostPort(text: string): HostPort {
 }
 
 export function loadRelayConfig(file: string | undefined): RelayConfig {
-  const loaded = file ? loadYamlFile(file, RelayFileSchema) : parseYamlText('{}', '(defaults)', RelayFileSchema);
+  const loaded = file
+    ? loadYamlFile(file, RelayFileSchema, { xmlFix: 'the relay\'s --config is relay.yaml; .NET .config files hold proxy settings, which only the connector and the updater have' })
+    : parseYamlText('{}', '(defaults)', RelayFileSchema);
   return resolveRelayConfig(loaded.value, file);
 }
 

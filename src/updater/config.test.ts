@@ -45,3 +45,10 @@ test('a missing key file, a private key or no keys at all are configuration erro
   writeFileSync(file, 'channel: stable\n');
   assert.throws(() => loadUpdaterConfig(file), ConfigError);
 }));
+
+test('a .NET .config given as updater.yaml: a configuration error that says to name it in proxyConfig', withDir((dir) => {
+  const file = path.join(dir, 'updater.config');
+  writeFileSync(file, '\uFEFF<?xml version="1.0"?>\n<configuration><system.net><defaultProxy enabled="false"/></system.net></configuration>\n');
+  assert.throws(() => loadUpdaterConfig(file), (error: unknown) => error instanceof ConfigError && error.file === file && error.line === 1
+    && /is XML \(a \.NET \.config file\)/.test(error.message) && /proxyConfig: <its path>/.test(error.fix ?? ''));
+}));

@@ -50,7 +50,9 @@ export interface UpdaterConfig extends Omit<z.output<typeof UpdaterFileSchema>, 
 }
 
 export function loadUpdaterConfig(file: string | undefined, overrides: { allowDowngrade?: boolean } = {}): UpdaterConfig {
-  const loaded = file ? loadYamlFile(file, UpdaterFileSchema) : parseYamlText('{}', '(defaults)', UpdaterFileSchema);
+  const loaded = file
+    ? loadYamlFile(file, UpdaterFileSchema, { xmlFix: 'the updater\'s --config is updater.yaml (it needs publisherKeys); name this .NET proxy settings file in it: "proxyConfig: <its path>"' })
+    : parseYamlText('{}', '(defaults)', UpdaterFileSchema);
   const raw = loaded.value;
   const base = file ? path.dirname(path.resolve(file)) : process.cwd();
   const publisherKeys = raw.publisherKeys.map((entry, index) => readPublisherKey(entry, base, file, loaded.lineOf(['publisherKeys', index])));
