@@ -7,7 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { basicCredentials, createDialer, credentialsFromDecision, proxyLabel, RoutesExhaustedError, takeFirstRequestAuthorization, type DialerOptions, type EgressDialer, type ForwardDecision, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
+import { basicCredentials, createDialer, credentialsFromDecision, proxyLabel, RoutesExhaustedError, requestAuthorizationFor, type DialerOptions, type EgressDialer, type ForwardDecision, type ProxyCredentials, type ProxyRoute } from './dial/index.js';
 import { challengeSchemes } from './dial/connect-response.js';
 import { formatHostPort, routeKey } from './dial/route-health.js';
 import { connectVerifiedTls } from './tls.js';
@@ -289,8 +289,8 @@ export function createBackendRequester(options: BackendRequesterOptions) {
       let bodyTaken = false;
       request.once('socket', (socket: Duplex) => {
         if (stopped) return;
-        const lastLeg = takeFirstRequestAuthorization(socket);
-        if (lastLeg !== undefined) request.setHeader('proxy-authorization', lastLeg);
+        const authorization = requestAuthorizationFor(socket);
+        if (authorization !== undefined) request.setHeader('proxy-authorization', authorization);
         if (body === 'none') return void request.end();
         if (body === 'upgrade') return request.flushHeaders();
         bodyTaken = true;

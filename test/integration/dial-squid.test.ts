@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createDialer, fixedRoutes, RoutesExhaustedError, takeFirstRequestAuthorization, type ForwardDecision, type ProxyRoute } from '../../src/egress/dial/index.js';
+import { createDialer, fixedRoutes, RoutesExhaustedError, requestAuthorizationFor, type ForwardDecision, type ProxyRoute } from '../../src/egress/dial/index.js';
 import { connectPinnedTls } from '../../src/egress/tls.js';
 import { DialError } from '../../src/shared/errors.js';
 import type { DialTrace, Route } from '../../src/egress/types.js';
@@ -71,9 +71,9 @@ async function pinnedEcho(socket: Duplex, text: string): Promise<string> {
 }
 
 /** A GET in absolute form on a connection to a proxy, as the forward agent sends it (no credentials). */
-/** A GET in absolute form; the connection's first one carries the handshake's last leg, as `send` writes it. */
+/** A GET in absolute form, with the Proxy-Authorization the connection asks for (as `send` writes it). */
 function absoluteGet(socket: Duplex, path: string): Promise<string> {
-  const lastLeg = takeFirstRequestAuthorization(socket);
+  const lastLeg = requestAuthorizationFor(socket);
   return new Promise((resolve, reject) => {
     let answer = '';
     const onData = (chunk: Buffer) => {
@@ -279,16 +279,21 @@ describe('NTLM proxy authentication (Squid with ntlm_fake_auth)', () => {
     assert.ok(!JSON.stringify(traces).includes('nt-s3cret'));
   });
 
-  test('absolute form, scheme any: NTLM when the proxy offers it; Basic only: an error naming scheme basic (Basic authenticates no connection)', async () => {
+  test('absolute form, scheme any: NTLM when the proxy offers it; Basic on every request when it offers only Basic', async () => {
     const any = (instance: SquidInstance) => createDialer({ credentials: () => ({ username: 'alice', password: 's3cret-pw', scheme: 'any' }) })
       .dialForwardProxy({ host: RELAY, port: appPort, caller: 'backend', url: new URL(`http://${RELAY}:${appPort}/any`) }, forwardTo(proxy(instance)));
     const { socket } = await any(ntlm);
     assert.equal(await absoluteGet(socket, '/any/1'), 'HTTP/1.1 200 OK | app saw GET /any/1');
+    assert.equal(requestAuthorizationFor(socket), undefined, 'NTLM: only the first request carries anything');
     socket.destroy();
-    const error = await rejection(any(auth));
-    assert.equal(error.errorClass, 'proxy-auth-required');
-    assert.match(error.message, /asks for Basic .*every request in absolute form: set proxy\.credentials\.scheme to basic/);
-    assert.ok(!error.message.includes('s3cret-pw'));
+    const basic = await any(auth);
+    try {
+      assert.equal(await absoluteGet(basic.socket, '/any/2'), 'HTTP/1.1 200 OK | app saw GET /any/2');
+      assert.equal(await absoluteGet(basic.socket, '/any/3'), 'HTTP/1.1 200 OK | app saw GET /any/3', 'Basic went with the second request too');
+    } finally {
+      basic.socket.destroy();
+    }
+    await auth.waitForAccessLog((l) => l.includes(`GET http://${RELAY}:${appPort}/any/3`) && / alice /.test(l));
   });
 
   test('the wrong scheme configured: the error names what the proxy offers and the setting to change', async () => {

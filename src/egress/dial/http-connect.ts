@@ -110,19 +110,27 @@ export async function authenticateForwardConnection(socket: net.Socket, options:
   return undefined;
 }
 
-const FIRST_REQUEST_AUTHORIZATION = Symbol('ferry.firstRequestProxyAuthorization');
+const REQUEST_AUTHORIZATION = Symbol('ferry.forwardProxyRequestAuthorization');
 
-/** Leaves on a forward-proxy connection the Proxy-Authorization its first request must carry. */
-export function setFirstRequestAuthorization(socket: Duplex, authorization: string): void {
-  (socket as Duplex & { [FIRST_REQUEST_AUTHORIZATION]?: string })[FIRST_REQUEST_AUTHORIZATION] = authorization;
+interface AuthorizationHolder {
+  [REQUEST_AUTHORIZATION]?: { value: string; everyRequest: boolean };
 }
 
-/** The Proxy-Authorization a connection's first request must carry (once: it is taken). */
-export function takeFirstRequestAuthorization(socket: Duplex): string | undefined {
-  const holder = socket as Duplex & { [FIRST_REQUEST_AUTHORIZATION]?: string };
-  const authorization = holder[FIRST_REQUEST_AUTHORIZATION];
-  holder[FIRST_REQUEST_AUTHORIZATION] = undefined;
-  return authorization;
+/**
+ * Leaves on a forward-proxy connection the Proxy-Authorization its requests must carry: the
+ * handshake's last leg for its first request only (NTLM, Negotiate), or Basic for every request
+ * (`any` met a proxy that offers only Basic, which authenticates requests, not connections).
+ */
+export function setRequestAuthorization(socket: Duplex, value: string, options: { everyRequest: boolean }): void {
+  (socket as Duplex & AuthorizationHolder)[REQUEST_AUTHORIZATION] = { value, everyRequest: options.everyRequest };
+}
+
+/** The Proxy-Authorization the next request on this connection must carry, if any (a first-request one is taken). */
+export function requestAuthorizationFor(socket: Duplex): string | undefined {
+  const holder = socket as Duplex & AuthorizationHolder;
+  const held = holder[REQUEST_AUTHORIZATION];
+  if (held && !held.everyRequest) holder[REQUEST_AUTHORIZATION] = undefined;
+  return held?.value;
 }
 
 function authorityOf(options: HttpConnectOptions): string {

@@ -19,7 +19,7 @@ import { silentLogger, type Logger } from '../../shared/log.js';
 import { redact } from '../../shared/redact.js';
 import type { DialRequest, DialResult, DialTrace, Dialer, ProxyResolver, Route, RouteDecision } from '../types.js';
 import type { ConfiguredProxyCredentials } from '../../config/proxy-settings.js';
-import { assertValidTargetHost, authenticateForwardConnection, httpConnect, setFirstRequestAuthorization } from './http-connect.js';
+import { assertValidTargetHost, authenticateForwardConnection, httpConnect, setRequestAuthorization } from './http-connect.js';
 import { createProxyAuthenticator, type ProxyAuthenticator, type ProxyCredentials } from './proxy-auth.js';
 import { RouteHealth, formatHostPort, routeKey } from './route-health.js';
 import { socksConnect } from './socks.js';
@@ -32,7 +32,7 @@ export {
 } from './proxy-auth.js';
 export { RouteHealth, routeKey } from './route-health.js';
 export { classifySocketError } from './tcp.js';
-export { takeFirstRequestAuthorization } from './http-connect.js';
+export { requestAuthorizationFor } from './http-connect.js';
 
 export type ProxyRoute = Exclude<Route, { kind: 'DIRECT' }>;
 
@@ -68,8 +68,8 @@ export interface EgressDialer extends Dialer {
   /**
    * A connection to the first of the decision's proxies (plain HTTP proxies) that accepts one, for
    * requests sent to it in absolute form: no CONNECT; with NTLM or Negotiate credentials, a
-   * connection whose first request must carry `takeFirstRequestAuthorization(socket)` (the
-   * handshake's last leg) to be authenticated. The list is walked like any route list (the proxy that last
+   * connection whose requests must carry `requestAuthorizationFor(socket)` when it gives one (the
+   * handshake's last leg on the first; Basic on each, when `any` met a Basic-only proxy). The list is walked like any route list (the proxy that last
    * worked for this target first, recently failed ones last, each failure marked), with a trace
    * per attempt; `request` names the app the request is for.
    */
@@ -297,10 +297,11 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
   }
 
   /**
-   * A connection to an HTTP proxy for requests in absolute form. Basic goes with each request (the
-   * requester writes it); NTLM and Negotiate (and `any`, which may choose NTLM) authenticate the
-   * connection itself, so the handshake runs here, up to its last leg, which the connection's first
-   * request carries (takeFirstRequestAuthorization).
+   * A connection to an HTTP proxy for requests in absolute form. Configured Basic goes with each
+   * request (the requester writes it); NTLM and Negotiate (and `any`) authenticate the connection
+   * itself, so the handshake runs here, up to its last leg, which the connection's first request
+   * carries (requestAuthorizationFor). `any` that met a proxy offering only Basic leaves Basic for
+   * every request on the connection instead: the proxy asked for it.
    */
   async function authenticatedForRequests(socket: net.Socket, route: ProxyRoute, credentials: ProxyCredentials | undefined, request: DialRequest, target: string, proxy: string, timeoutMs: number): Promise<Duplex> {
     if (!credentials || (credentials.scheme ?? 'basic') === 'basic') return socket;
@@ -308,15 +309,7 @@ export function createDialer(options: DialerOptions = {}): EgressDialer {
     if (!authenticator) return socket;
     const url = request.url ?? new URL(`http://${target}/`);
     const lastLeg = await authenticateForwardConnection(socket, { host: request.host, port: request.port, target, proxy, timeoutMs, now, authenticator, url });
-    if (authenticator.scheme === 'Basic') {
-      // `any` met a proxy that offers Basic only: Basic authenticates a request, not a connection,
-      // and the requests after this one carry none (`any` never sends the password unasked).
-      socket.destroy();
-      throw new DialError('proxy-auth-required', `the proxy ${proxy} asks for Basic for requests to ${target}, which must go with every request in absolute form: set proxy.credentials.scheme to basic`, {
-        target, proxy, phase: 'proxy-auth', elapsedMs: 0, statusCode: 407, schemes: ['Basic'],
-      });
-    }
-    if (lastLeg !== undefined) setFirstRequestAuthorization(socket, lastLeg);
+    if (lastLeg !== undefined) setRequestAuthorization(socket, lastLeg, { everyRequest: authenticator.scheme === 'Basic' });
     // The handshake paused the socket when it stopped reading; the HTTP client reads it from here
     // as it would a fresh connection (nothing arrives before its first request).
     socket.resume();
