@@ -69,9 +69,10 @@ export interface EgressDialer extends Dialer {
    * A connection to the first of the decision's proxies (plain HTTP proxies) that accepts one, for
    * requests sent to it in absolute form: no CONNECT; with NTLM or Negotiate credentials, a
    * connection whose requests must carry `requestAuthorizationFor(socket)` when it gives one (the
-   * handshake's last leg on the first; Basic on each, when `any` met a Basic-only proxy). The list is walked like any route list (the proxy that last
-   * worked for this target first, recently failed ones last, each failure marked), with a trace
-   * per attempt; `request` names the app the request is for.
+   * handshake's last leg on the first; Basic on each, when `any` met a Basic-only proxy). The list
+   * is walked like any route list (the proxy that last worked for this target first, recently
+   * failed ones last, each failure marked), with a trace per attempt; `request` names the app the
+   * request is for.
    */
   dialForwardProxy(request: DialRequest, decision: ForwardDecision): Promise<DialResult>;
   /** The failover bookkeeping (exposed for doctor output and tests). */
