@@ -49,7 +49,7 @@ export interface TargetResult {
   reason?: string;
   c1?: WrkResult;
   c64?: WrkResult;
-  /** c=8, a new connection for every request (`Connection: close`; over TLS a full handshake each). */
+  /** c=8, a new connection for every request (`Connection: close`; over TLS a handshake each). */
   newConnections?: WrkResult;
   download?: TransferResult;
   upload?: TransferResult;
