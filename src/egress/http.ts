@@ -158,10 +158,10 @@ export interface BackendExchangeHandlers {
 }
 
 /**
- * What follows a request's head: nothing ('none': the request is ended at once), an Upgrade
- * ('upgrade': the head is sent now), or a body the caller writes into `request`. The writer is
- * called once the attempt has a connection (to the app, or to the proxy), so an attempt that found
- * none leaves the body unread and the request can still go by the list's next route.
+ * What follows a request's head: nothing ('none': the request is ended), an Upgrade ('upgrade':
+ * the head alone is sent), or a body the caller writes into `request`. Each happens once the
+ * attempt has a connection (to the app, or to the proxy), so an attempt that found none leaves the
+ * body unread and the request can still go by the list's next route.
  */
 export type BackendRequestBody = 'none' | 'upgrade' | ((request: http.ClientRequest) => void);
 
