@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { BenchReport } from '../../bench/run.js';
 
 const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
+const FRAMING = fileURLToPath(new URL('../../bench/framing.js', import.meta.url));
 
 describe('npm run bench --quick', () => {
   const out = mkdtempSync(path.join(os.tmpdir(), 'ferry-bench-smoke-'));
@@ -46,5 +47,15 @@ describe('npm run bench --quick', () => {
     assert.ok(squid && (squid.available || squid.reason), 'the Squid path was measured or says why not');
     assert.ok(report.longPolls && report.longPolls.requested > 0);
     assert.ok(report.pac && report.pac.cachedPerSec > 0);
+  });
+
+  it('the framing comparison (raw TLS, node:http2, lean) runs and prints a row for each', { timeout: 90_000 }, async () => {
+    const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [FRAMING, '--mib', '8', '--rounds', '1'], { timeout: 85_000 }, (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+      });
+    });
+    assert.equal(run.code, 0, run.stderr.slice(-3000));
+    for (const row of ['raw TLS', 'node:http2', 'lean']) assert.match(run.stdout, new RegExp(`^\\| ${row} \\| \\d+ `, 'm'), `a row for ${row}`);
   });
 });
