@@ -1,6 +1,7 @@
-// The benchmark still runs: `node dist/bench/run.js --quick` end to end (nginx, relay, connectors,
-// Squid when present, wrk, curl, long-polls, PAC) and writes its JSON. No timed assertion: the
-// figures depend on the machine; only that every path was measured or said why not.
+// The benchmarks still run: `node dist/bench/run.js --quick` end to end (nginx, relay, connectors,
+// Squid when present, wrk, curl, long-polls, PAC) and writes its JSON, and `bench/framing.js`
+// (the tunnel's multiplexer against raw TLS) on a few MiB. No timed assertion: the figures depend
+// on the machine; only that every path was measured or said why not.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
