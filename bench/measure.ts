@@ -72,6 +72,36 @@ export async function wrkGet(target: Target, script: string, connections: number
   };
 }
 
+export interface H2loadResult {
+  requestsPerSec: number;
+  requests: number;
+  /** Requests that failed, errored, timed out or were not answered 2xx. */
+  errors: number;
+}
+
+/** Installed (Debian's nghttp2-client): HTTP/2 request rates are measured only then. */
+export const H2LOAD = '/usr/bin/h2load';
+
+/**
+ * Small GETs over HTTP/2 with h2load (as browsers send them: TLS with ALPN h2, many streams on each
+ * connection): `connections` connections with `streams` concurrent streams each, for durationS s.
+ */
+export async function h2loadGet(target: Target, connections: number, streams: number, durationS: number): Promise<H2loadResult> {
+  const args = ['-D', String(durationS), '-c', String(connections), '-m', String(streams), '-t', '1'];
+  if (target.host) args.push('-H', `:authority: ${target.host}`);
+  args.push(`${target.baseUrl}${target.paths.small}`);
+  const out = await run(H2LOAD, args, (durationS + 20) * 1000);
+  const rate = /finished in ([\d.]+)s, ([\d.]+) req\/s/.exec(out.stdout);
+  const counts = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out.stdout);
+  const statuses = /status codes: \d+ 2xx, \d+ 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out.stdout);
+  if (!rate || !counts || !statuses) throw new Error(`h2load produced no result (exit ${out.code}): ${(out.stderr || out.stdout).slice(-500)}`);
+  return {
+    requestsPerSec: Math.round(Number(rate[2])),
+    requests: Number(counts[2]),
+    errors: Number(counts[4]) + Number(counts[5]) + Number(counts[6]) + Number(statuses[1]) + Number(statuses[2]),
+  };
+}
+
 function curlArgs(target: Target): string[] {
   const url = new URL(target.baseUrl);
   // HTTP/1.1 like wrk (curl would pick HTTP/2 by ALPN on the TLS user port).

@@ -5,15 +5,15 @@
 //   node dist/bench/run.js [--quick] [--out DIR] [--cpu-prof DIR]
 //
 // Prints a markdown table (ratios to direct) and writes JSON to DIR (default results/).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { benchPac } from './pac.js';
 import { createCa, createKeyAndCsr, issueServerCert, signCsr } from '../src/shared/pki.js';
 import {
-  connectionsOf, curlDownload, curlTtfb, curlUpload, establishedTo, longPolls, median, round1, withUsage, writeWrkScript, wrkGet,
-  type LongPollResult, type Target, type TransferResult, type Usage, type WrkResult,
+  connectionsOf, curlDownload, curlTtfb, curlUpload, establishedTo, H2LOAD, h2loadGet, longPolls, median, round1, withUsage, writeWrkScript, wrkGet,
+  type H2loadResult, type LongPollResult, type Target, type TransferResult, type Usage, type WrkResult,
 } from './measure.js';
 import {
   ferryCli, nginxInstalled, NGINX, startConnector, startNginx, startRelay, setFerryNodeArgs, startSampleBackendProcess, startSquidIfAvailable, writeBackendFiles,
@@ -51,6 +51,8 @@ export interface TargetResult {
   c64?: WrkResult;
   /** c=8, a new connection for every request (`Connection: close`; over TLS a handshake each). */
   newConnections?: WrkResult;
+  /** Over TLS, when h2load is installed: HTTP/2 users, 8 connections × 8 concurrent streams. */
+  http2?: H2loadResult;
   download?: TransferResult;
   upload?: TransferResult;
   ttfbMs?: number;
@@ -67,6 +69,8 @@ export interface TargetResult {
   cpuMsPerRequest?: { relay: number; connector: number };
   /** Ferry only: relay and connector CPU time per request on a new connection (newConnections). */
   cpuMsPerNewConnection?: { relay: number; connector: number };
+  /** Ferry only: relay and connector CPU time per HTTP/2 GET (http2). */
+  cpuMsPerHttp2Request?: { relay: number; connector: number };
   /** Ferry only: relay and connector CPU time per 100 MB (2^20 bytes each) moved, median of the rounds. */
   cpuMsPer100Mb?: { download?: { relay: number; connector: number }; upload?: { relay: number; connector: number } };
   /** 1-minute load average before measuring (other work on the machine skews every figure). */
@@ -307,7 +311,9 @@ async function measureTarget(target: Target, plan: Plan, script: string, uploadF
   await directAgain(async (d) => { adjacent!.c64 = (await wrkGet(d, script, 64, Math.max(1, plan.wrkSeconds / 2))).requestsPerSec; });
   result.c64 = await phase('c64', () => wrkGet(target, script, 64, plan.wrkSeconds));
   result.newConnections = await phase('newConnections', () => wrkGet(target, script, 8, Math.max(1, plan.wrkSeconds / 2), { newConnectionEach: true }));
-  const cpuPer = (phaseName: 'c64' | 'newConnections') => {
+  // Browsers speak HTTP/2 to a TLS listener that offers it: many streams on few connections.
+  if (result.overTls && existsSync(H2LOAD)) result.http2 = await phase('http2', () => h2loadGet(target, 8, 8, Math.max(1, plan.wrkSeconds / 2)));
+  const cpuPer = (phaseName: 'c64' | 'newConnections' | 'http2') => {
     const usage = result.usage?.[phaseName];
     const requests = result[phaseName]?.requests;
     if (!usage || !requests) return undefined;
@@ -316,8 +322,9 @@ async function measureTarget(target: Target, plan: Plan, script: string, uploadF
   };
   result.cpuMsPerRequest = cpuPer('c64');
   result.cpuMsPerNewConnection = cpuPer('newConnections');
-  for (const key of ['c1', 'c64', 'newConnections'] as const) {
-    if (result[key]?.errors) result.errors.push(`${key}: ${result[key]!.errors} failed requests (wrk)`);
+  result.cpuMsPerHttp2Request = cpuPer('http2');
+  for (const key of ['c1', 'c64', 'newConnections', 'http2'] as const) {
+    if (result[key]?.errors) result.errors.push(`${key}: ${result[key]!.errors} failed requests (${key === 'http2' ? 'h2load' : 'wrk'})`);
   }
   // One untimed 100 MB first: the first download of a run read 800 MB/s direct, the next ones 2,000
   // to 3,400 (page cache and nginx warming up), which flattered every ratio against the first.
@@ -406,21 +413,24 @@ export function markdownTable(report: BenchReport): string {
   }
   const directTls = report.targets.find((t) => t.name === DIRECT_TLS && t.available);
   if (directTls) {
-    lines.push('', 'Rows with users over TLS against nginx over TLS (the same server and files, measured in the same run):', '',
-      '| path | GET/s c=64 | download MB/s | upload MB/s |', '|---|---|---|---|');
+    lines.push('', 'Rows with users over TLS against nginx over TLS (the same server and files, measured in the same run; '
+      + `HTTP/2: h2load, 8 connections × 8 streams${directTls.http2 ? `, nginx over TLS ${fmt(directTls.http2.requestsPerSec)} GET/s` : ', h2load is not installed'}):`, '',
+      '| path | GET/s c=64 | HTTP/2 GET/s, 8 × 8 streams | relay / connector CPU ms per HTTP/2 GET | download MB/s | upload MB/s |', '|---|---|---|---|---|---|');
     for (const t of report.targets) {
       if (!t.available || !t.overTls || t.name === DIRECT_TLS) continue;
       lines.push(`| ${t.label} | ${fmt(t.c64?.requestsPerSec)}${ratio(t.c64?.requestsPerSec, directTls.c64?.requestsPerSec)} | `
+        + `${fmt(t.http2?.requestsPerSec)}${ratio(t.http2?.requestsPerSec, directTls.http2?.requestsPerSec)} | ${cpuPair(t.cpuMsPerHttp2Request)} | `
         + `${fmt(t.download?.mbPerSec)}${ratio(t.download?.mbPerSec, directTls.download?.mbPerSec)} | ${fmt(t.upload?.mbPerSec)}${ratio(t.upload?.mbPerSec, directTls.upload?.mbPerSec)} |`);
     }
   }
   const twoHops = report.targets.find((t) => t.name === NGINX_TWO_HOPS && t.available);
   if (twoHops) {
     lines.push('', 'Ferry\'s rows with users over TLS against the same shape in C (two nginx hops, mutual TLS between; same run):', '',
-      '| path | GET/s c=1 | GET/s c=64 | GET/s c=8, a new connection each | download MB/s | upload MB/s | after handshake ms |', '|---|---|---|---|---|---|---|');
+      '| path | GET/s c=1 | GET/s c=64 | HTTP/2 GET/s, 8 × 8 streams | GET/s c=8, a new connection each | download MB/s | upload MB/s | after handshake ms |', '|---|---|---|---|---|---|---|---|');
     for (const t of report.targets) {
       if (!t.available || !t.overTls || !t.name.startsWith('ferry-')) continue;
       lines.push(`| ${t.label} | ${fmt(t.c1?.requestsPerSec)}${ratio(t.c1?.requestsPerSec, twoHops.c1?.requestsPerSec)} | ${fmt(t.c64?.requestsPerSec)}${ratio(t.c64?.requestsPerSec, twoHops.c64?.requestsPerSec)} | `
+        + `${fmt(t.http2?.requestsPerSec)}${ratio(t.http2?.requestsPerSec, twoHops.http2?.requestsPerSec)} | `
         + `${fmt(t.newConnections?.requestsPerSec)}${ratio(t.newConnections?.requestsPerSec, twoHops.newConnections?.requestsPerSec)} | `
         + `${fmt(t.download?.mbPerSec)}${ratio(t.download?.mbPerSec, twoHops.download?.mbPerSec)} | ${fmt(t.upload?.mbPerSec)}${ratio(t.upload?.mbPerSec, twoHops.upload?.mbPerSec)} | `
         + `${fmt(t.ttfbAfterHandshakeMs, 2)}${ratio(t.ttfbAfterHandshakeMs, twoHops.ttfbAfterHandshakeMs)} |`);

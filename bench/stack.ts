@@ -49,7 +49,8 @@ export async function startNginx(dir: string, options: { root?: string; upstream
   if (options.tls) {
     writeFileSync(path.join(dir, 'tls.crt'), options.tls.certPem);
     writeFileSync(path.join(dir, 'tls.key'), options.tls.keyPem, { mode: 0o600 });
-    tlsListen = `listen 127.0.0.1:${tlsPort} ssl backlog=4096;
+    // http2: for h2load (HTTP/2 users); wrk and curl --http1.1 still get HTTP/1.1 by ALPN.
+    tlsListen = `listen 127.0.0.1:${tlsPort} ssl http2 backlog=4096;
     ssl_certificate ${dir}/tls.crt;
     ssl_certificate_key ${dir}/tls.key;`;
     if (options.clientCa) {

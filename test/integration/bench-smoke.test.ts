@@ -40,6 +40,10 @@ describe('npm run bench --quick', () => {
       assert.ok(target.cpuMsPer100Mb?.download && target.cpuMsPer100Mb.upload, `${name} has CPU per 100 MB both ways`);
       assert.ok((target.newConnections?.requests ?? 0) > 0 && target.cpuMsPerNewConnection, `${name} answered GETs on new connections, with CPU per connection`);
       assert.equal(target.newConnections?.errors, 0, `${name}: no failed request on new connections`);
+      if (target.overTls && existsSync('/usr/bin/h2load')) {
+        assert.ok((target.http2?.requests ?? 0) > 0 && target.cpuMsPerHttp2Request, `${name} answered HTTP/2 users (h2load), with CPU per request`);
+        assert.equal(target.http2?.errors, 0, `${name}: no failed HTTP/2 request`);
+      }
     }
     // The same shape in C (nginx two hops over mutual TLS) runs wherever nginx does.
     const twoHops = report.targets.find((t) => t.name === 'nginx-two-hops-tls');
