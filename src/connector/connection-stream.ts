@@ -6,10 +6,13 @@
 //   app reached DIRECT over plain http, else, and from any request the splice does not take, by
 //   Node's HTTP/1.1 server reading the requests off the stream;
 // - mode passthrough: the stream is spliced to a byte stream to the app (bytes only).
+// An HTTP/2 user connection (CONNECTOR_FEATURES.http2ConnectionStreams, FERRY_HEADERS.userProtocol
+// h2) gets an HTTP/2 session of Node's on the stream, and its requests go the way Node's HTTP/1.1
+// server's do, with what HTTP/2 changes (no connection-bound authentication: HTTP_1_1_REQUIRED).
 // One HTTP server per tunnel session, so a relay's GOAWAY drains only that session's connections.
 import type net from 'node:net';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import http2, { type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { Duplex } from 'node:stream';
 import { endToEndHeaders, FERRY_HEADERS, isConnectionAuth, switchingProtocolsHead, type BackendFailureClass } from '../shared/wire.js';
 import { rawUserError, sendUserError, userErrors, type UserError } from '../shared/error-page.js';
@@ -22,8 +25,12 @@ import { HeadSplice } from './head-splice.js';
 import type { AppClient } from './app-client.js';
 import { bulkPipe } from '../shared/bulk-pipe.js';
 import { requestHasBody } from '../shared/http1-heads.js';
+import { stopUnneededUpload, USER_HTTP2_SETTINGS } from '../shared/http2-users.js';
 
-const { NGHTTP2_CANCEL } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_HTTP_1_1_REQUIRED, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+
+type UserRequest = IncomingMessage | Http2ServerRequest;
+type UserResponse = ServerResponse | Http2ServerResponse;
 
 /** What the relay told the connector about the connection (its CONNECT headers). */
 interface ConnectionFacts {
@@ -47,6 +54,8 @@ interface SessionServer {
   busy: Map<Duplex, boolean>;
   /** Connections the head splice serves. */
   splices: Set<HeadSplice>;
+  /** HTTP/2 user sessions. */
+  http2Sessions: Set<ServerHttp2Session>;
 }
 
 /** Between requests, how long a user connection stays open (Node's keepAliveTimeout, as set below). */
@@ -59,7 +68,7 @@ export function createConnectionStreams(requester: BackendRequester, appClient: 
   function serverFor(session: ServerHttp2Session): SessionServer {
     const existing = servers.get(session);
     if (existing) return existing;
-    const entry: SessionServer = { server: http.createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }), draining: false, busy: new Map(), splices: new Set() };
+    const entry: SessionServer = { server: http.createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }), draining: false, busy: new Map(), splices: new Set(), http2Sessions: new Set() };
     // Connections are handed to it; 'listening' starts Node's headersTimeout / requestTimeout checks.
     entry.server.emit('listening');
     session.once('close', () => entry.server.close());
@@ -87,6 +96,8 @@ export function createConnectionStreams(requester: BackendRequester, appClient: 
       entry.draining = true;
       for (const [socket, busy] of entry.busy) if (!busy) socket.end();
       for (const headSplice of entry.splices) headSplice.drain();
+      // GOAWAY to the browser: it sends new requests on a new connection; these ones finish.
+      for (const userSession of entry.http2Sessions) userSession.close();
       logger.debug('relay sent GOAWAY: idle connection streams closed, busy ones close after their answer');
     });
     servers.set(session, entry);
@@ -103,6 +114,7 @@ export function createConnectionStreams(requester: BackendRequester, appClient: 
     if (connection.app.mode === 'passthrough') return splice(stream, connection);
     stream.respond({ ':status': 200 });
     const entry = serverFor(stream.session as ServerHttp2Session);
+    if (headers[FERRY_HEADERS.userProtocol] === 'h2') return serveHttp2(stream, connection, entry);
     const { app } = connection;
     if (!requester.isDirectHttp(app.internalUrl)) return toServer(stream, connection, entry, undefined);
     // An app reached DIRECT over plain http: the head splice, until a request it does not take.
@@ -135,6 +147,18 @@ export function createConnectionStreams(requester: BackendRequester, appClient: 
       connection.bound?.agents.destroy();
     });
     entry.server.emit('connection', socket);
+  }
+
+  /** An HTTP/2 user connection: Node's HTTP/2 session on the stream, one per connection. */
+  function serveHttp2(stream: ServerHttp2Stream, connection: ConnectionFacts, entry: SessionServer): void {
+    const server = http2.createServer({ settings: USER_HTTP2_SETTINGS });
+    server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => forwardRequest(connection, req, res, requester, appClient, logger));
+    server.on('session', (userSession: ServerHttp2Session) => {
+      entry.http2Sessions.add(userSession);
+      userSession.once('close', () => entry.http2Sessions.delete(userSession));
+      if (entry.draining) userSession.close();
+    });
+    server.emit('connection', streamAsSocket(stream));
   }
 
   function splice(stream: ServerHttp2Stream, connection: ConnectionFacts): void {
@@ -175,14 +199,27 @@ function readFacts(headers: IncomingHttpHeaders): ConnectionFacts | undefined {
   }
 }
 
-function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: ServerResponse, requester: BackendRequester, appClient: AppClient, logger: Logger): void {
+function forwardRequest(connection: ConnectionFacts, req: UserRequest, res: UserResponse, requester: BackendRequester, appClient: AppClient, logger: Logger): void {
   const { app } = connection;
-  const host = String(req.headers.host ?? '');
+  // An HTTP/2 user's stream (its session runs here, see serveHttp2).
+  const userStream = 'stream' in req ? req.stream : undefined;
+  const host = String(req.headers[':authority'] ?? req.headers.host ?? '');
   const accept = req.headers.accept;
+  /** The user connection ends after this answer (HTTP/1.1; an HTTP/2 session carries on). */
+  const closeAfter = () => { if ('shouldKeepAlive' in res) res.shouldKeepAlive = false; };
+  /** An answer cut short: the user must see it cut (a reset stream, a closed connection), not complete. */
+  const cut = () => {
+    if (userStream) userStream.close(NGHTTP2_INTERNAL_ERROR);
+    else res.destroy();
+  };
   if (normalizeHost(host) !== normalizeHost(app.externalUrl.host)) {
-    res.shouldKeepAlive = false;
+    closeAfter();
     return sendUserError(res, userErrors.misdirected(host, app.externalUrl.host), accept);
   }
+  // NTLM and Negotiate authenticate a connection, and an HTTP/2 connection is many users' requests
+  // to many app connections: as IIS does, the user is sent to HTTP/1.1 (browsers and curl retry
+  // there, where the app connection stays with the user connection).
+  if (userStream && isConnectionAuth(req.headers.authorization)) return void userStream.close(NGHTTP2_HTTP_1_1_REQUIRED);
   const headers = endToEndHeaders(req.headers);
   addForwardedHeaders(headers, req.headers['x-forwarded-for'], connection.clientAddress, host, connection.userProto);
   headers.host = app.internalUrl.host;
@@ -207,7 +244,7 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
   };
   const timer = setTimeout(() => {
     if (!claim()) return;
-    res.shouldKeepAlive = false;
+    closeAfter();
     sendUserError(res, userErrors.backendTimeout(app.timeoutMs), accept);
     stop(); // the app's request ends too (the app client reports no error for a cancel)
   }, app.timeoutMs);
@@ -218,6 +255,11 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
   });
   const writeHead = (status: number, responseHeaders: Record<string, string | string[] | undefined>): boolean => {
     if (!claim()) return false;
+    if (userStream && status === 401 && isConnectionAuth(responseHeaders['www-authenticate'])) {
+      cancelled = true;
+      userStream.close(NGHTTP2_HTTP_1_1_REQUIRED);
+      return false;
+    }
     const out = endToEndHeaders(responseHeaders);
     rewriteLocation(out, app);
     res.writeHead(status, out as http.OutgoingHttpHeaders);
@@ -226,21 +268,27 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
   const fail = (error: NodeJS.ErrnoException, errorClass: BackendFailureClass) => {
     // After an answer began, only an unfinished one is cut; a cancel (timeout, user gone) is not news.
     if (!claim() || cancelled) {
-      if (!res.writableEnded) res.destroy();
+      if (!res.writableEnded) cut();
       return;
     }
     logger.warn({ app: app.name, backend: app.internalUrl.origin, errorClass, code: error.code, err: error }, 'backend request failed');
-    res.shouldKeepAlive = false;
+    closeAfter();
     sendUserError(res, userErrors.backendUnreachable(errorClass, `${app.internalUrl.host}: ${error.code ?? error.message}`), accept, errorClass);
   };
 
   if (!connection.bound && isConnectionAuth(req.headers.authorization)) connection.bound = { agents: requester.agentsForOneUser(), turn: Promise.resolve() };
   const bound = connection.bound;
-  const hasBody = requestHasBody(req.headers);
+  // An HTTP/2 stream not ended with its headers has a body, whatever its fields say.
+  const hasBody = userStream ? !userStream.endAfterHeaders : requestHasBody(req.headers);
+  if (userStream && hasBody) {
+    // An answer that came before the whole upload: the rest is drained, not carried (the app's
+    // request ended with its answer).
+    res.once('finish', () => stopUnneededUpload(req as Http2ServerRequest, res as Http2ServerResponse, () => req.unpipe()));
+  }
   if (appClient.serves(url) && !bound) {
     const exchange = appClient.dispatch(app.internalUrl, { method, path: `${url.pathname}${url.search}`, headers, body: hasBody ? req : null }, {
       head: writeHead,
-      write: (chunk) => res.write(chunk),
+      write: (chunk) => (res as NodeJS.WritableStream).write(chunk),
       onDrain: (resume) => res.on('drain', resume),
       end: () => void res.end(),
       fail: (error) => fail(error, classifyBackendFailure(error)),
@@ -260,7 +308,7 @@ function forwardRequest(connection: ConnectionFacts, req: IncomingMessage, res: 
       response: (response) => {
         if (!writeHead(response.statusCode ?? 502, response.headers)) return void response.destroy();
         response.pipe(res);
-        response.on('error', () => res.destroy());
+        response.on('error', cut);
       },
       error: (error) => fail(error, classifyBackendFailure(error)),
       retried: (next) => logger.info({ app: app.name, backend: app.internalUrl.origin, via: describePlan(next) }, 'no proxy of the list took a connection: the request goes by the next route'),

@@ -46,7 +46,7 @@ export class Connector {
       onStream: (stream, headers) => (headers[':method'] === 'CONNECT' && !headers[':protocol']
         ? connectionStreams.serve(stream, headers)
         : serveBackendStream(stream, headers, egress.backend, appClient, logger)),
-      features: [CONNECTOR_FEATURES.connectionStreams],
+      features: [CONNECTOR_FEATURES.connectionStreams, CONNECTOR_FEATURES.http2ConnectionStreams],
       onStatus,
     });
     logger.info({ connectorId: this.state.connectorId, group: this.state.group, tunnels: config.tunnels, transport: config.transport }, 'connector starting');

@@ -11,10 +11,12 @@
 import http2, { type ClientHttp2Stream } from 'node:http2';
 import type http from 'node:http';
 import type net from 'node:net';
+import type tls from 'node:tls';
 import { CONNECTOR_FEATURES, FERRY_HEADERS } from '../shared/wire.js';
 import { bulkPipe } from '../shared/bulk-pipe.js';
 import { fieldValues, parseHead } from '../shared/http1-heads.js';
-import type { ForwardContext } from './forward.js';
+import type { ForwardContext, PublishedApp } from './forward.js';
+import type { Tunnel } from './tunnel-registry.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 
@@ -28,6 +30,8 @@ const CLOSE_GRACE_MS = 2_000;
 export interface ConnectionStreamContext extends ForwardContext {
   /** Connection streams open now (a graceful shutdown waits for them). */
   connections: { count: number };
+  /** The app whose external host name is this TLS server name, when exactly one app has it. */
+  findAppByServerName(serverName: string): PublishedApp | undefined;
 }
 
 /** Serves one HTTP/1.1 user connection: as a connection stream when it can, else per request. */
@@ -53,70 +57,104 @@ export function carryConnection(ctx: ConnectionStreamContext, socket: net.Socket
     const app = host === undefined || ctx.isDraining() ? undefined : ctx.findApp(host);
     const tunnel = app && ctx.tunnels.pick(app.group, CONNECTOR_FEATURES.connectionStreams);
     if (!app || !tunnel) return handOver();
-    let stream: ClientHttp2Stream;
-    try {
-      stream = tunnel.session.request({
-        ':method': 'CONNECT',
-        ':authority': app.internalUrl.host,
-        [FERRY_HEADERS.app]: app.name,
-        [FERRY_HEADERS.internalHref]: app.internalUrl.href,
-        [FERRY_HEADERS.externalUrl]: app.externalUrl.href,
-        [FERRY_HEADERS.clientAddress]: socket.remoteAddress ?? '',
-        [FERRY_HEADERS.userProto]: userProto,
-        [FERRY_HEADERS.timeoutMs]: String(app.timeoutMs),
-        [FERRY_HEADERS.appMode]: app.mode,
-      });
-    } catch {
-      return handOver();
-    }
-    tunnel.active++;
-    ctx.connections.count++;
-    stream.once('close', () => {
-      tunnel.active--;
-      ctx.connections.count--;
-    });
-    // The first bytes travel with the stream's opening; the answer comes after the connector's 200.
-    stream.write(buffered);
-    let carried = false;
-    let refused = false;
-    /** The connector refused the stream, or its tunnel went away first: serve the bytes per request. */
-    const refuse = (why: string) => {
-      if (carried || refused) return;
-      refused = true;
-      ctx.logger.debug({ app: app.name, tunnel: tunnel.id, why }, 'connection stream refused: serving the connection per request');
-      if (!stream.closed) stream.close(NGHTTP2_CANCEL);
-      handOver();
-    };
-    stream.once('response', (headers) => {
-      if (Number(headers[':status']) !== 200) return refuse(`connector answered ${headers[':status']}`);
-      carried = true;
-      bulkPipe(stream, socket);
-      bulkPipe(socket, stream);
-      socket.resume();
-    });
-    stream.on('error', (error) => {
-      if (!carried) return refuse(error.message);
-      ctx.logger.debug({ err: error, app: app.name, tunnel: tunnel.id }, 'connection stream failed');
-      socket.destroy();
-    });
-    stream.on('close', () => {
-      if (!carried) return refuse('the stream closed first');
-      // NO_ERROR: the connector is done with the connection (what it wrote is delivered first).
-      if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) socket.destroy();
-      // Not on a socket that closed already: end() would build an error to report (~4% of the
-      // relay's CPU when every user connection carries one request).
-      else if (!socket.destroyed) socket.end();
-    });
-    socket.on('close', (hadError) => {
-      if (stream.closed || refused) return;
-      // A clean close: the connector ends the stream by itself; a reset for each closed connection
-      // would count against nghttp2's reset-rate limit on the connector.
-      if (!hadError && carried) setTimeout(() => { if (!stream.closed) stream.close(NGHTTP2_CANCEL); }, CLOSE_GRACE_MS).unref();
-      else stream.close(NGHTTP2_CANCEL);
-    });
+    openConnectionStream(ctx, socket, app, tunnel, { userProto, first: buffered, handOver });
   };
   socket.on('data', onData);
   socket.on('error', () => clearTimeout(timer));
+}
+
+/**
+ * An HTTP/2 user connection whose TLS server name (SNI) names an app, to a connector that serves
+ * HTTP/2 sessions (CONNECTOR_FEATURES.http2ConnectionStreams), becomes one tunnel stream: the
+ * connector runs the user's session and the relay moves bytes. Per request, the relay's stream to
+ * the connector (Node's `request()` alone was a quarter of its CPU per HTTP/2 user request) and
+ * the two header conversions go away. Nothing is read from the user before the connector accepts
+ * the stream, so a refusal hands the untouched connection to the relay's own HTTP/2 server (and
+ * so do no server name, an unknown one, a passthrough app and a draining relay). Requests for
+ * another host on the connection (a browser coalescing apps that share the certificate) get 421
+ * from the connector, and the browser sends them on a connection of their own.
+ */
+export function carryHttp2Connection(ctx: ConnectionStreamContext, socket: tls.TLSSocket, perRequest: (socket: tls.TLSSocket) => void): void {
+  const serverName = typeof socket.servername === 'string' ? socket.servername : undefined;
+  const app = serverName && !ctx.isDraining() ? ctx.findAppByServerName(serverName) : undefined;
+  const tunnel = app?.mode === 'http' ? ctx.tunnels.pick(app.group, CONNECTOR_FEATURES.http2ConnectionStreams) : undefined;
+  if (!app || !tunnel) return perRequest(socket);
+  openConnectionStream(ctx, socket, app, tunnel, { userProto: 'https', userProtocol: 'h2', handOver: () => perRequest(socket) });
+}
+
+/**
+ * Opens the connection stream and moves bytes once the connector accepted it (200). `first`:
+ * bytes already read from the user, sent with the stream's opening. Until the 200, a refusal, an
+ * error or the stream's close calls `handOver` (the connection is then served per request).
+ */
+function openConnectionStream(ctx: ConnectionStreamContext, socket: net.Socket, app: PublishedApp, tunnel: Tunnel, options: {
+  userProto: 'http' | 'https';
+  userProtocol?: 'h2';
+  first?: Buffer;
+  handOver: () => void;
+}): void {
+  let stream: ClientHttp2Stream;
+  try {
+    stream = tunnel.session.request({
+      ':method': 'CONNECT',
+      ':authority': app.internalUrl.host,
+      [FERRY_HEADERS.app]: app.name,
+      [FERRY_HEADERS.internalHref]: app.internalUrl.href,
+      [FERRY_HEADERS.externalUrl]: app.externalUrl.href,
+      [FERRY_HEADERS.clientAddress]: socket.remoteAddress ?? '',
+      [FERRY_HEADERS.userProto]: options.userProto,
+      [FERRY_HEADERS.timeoutMs]: String(app.timeoutMs),
+      [FERRY_HEADERS.appMode]: app.mode,
+      ...(options.userProtocol ? { [FERRY_HEADERS.userProtocol]: options.userProtocol } : {}),
+    });
+  } catch {
+    return options.handOver();
+  }
+  tunnel.active++;
+  ctx.connections.count++;
+  stream.once('close', () => {
+    tunnel.active--;
+    ctx.connections.count--;
+  });
+  // The first bytes travel with the stream's opening; the answer comes after the connector's 200.
+  if (options.first) stream.write(options.first);
+  let carried = false;
+  let refused = false;
+  /** The connector refused the stream, or its tunnel went away first: serve the bytes per request. */
+  const refuse = (why: string) => {
+    if (carried || refused) return;
+    refused = true;
+    ctx.logger.debug({ app: app.name, tunnel: tunnel.id, why }, 'connection stream refused: serving the connection per request');
+    if (!stream.closed) stream.close(NGHTTP2_CANCEL);
+    options.handOver();
+  };
+  stream.once('response', (headers) => {
+    if (Number(headers[':status']) !== 200) return refuse(`connector answered ${headers[':status']}`);
+    carried = true;
+    bulkPipe(stream, socket);
+    bulkPipe(socket, stream);
+    socket.resume();
+  });
+  stream.on('error', (error) => {
+    if (!carried) return refuse(error.message);
+    ctx.logger.debug({ err: error, app: app.name, tunnel: tunnel.id }, 'connection stream failed');
+    socket.destroy();
+  });
+  stream.on('close', () => {
+    if (!carried) return refuse('the stream closed first');
+    // NO_ERROR: the connector is done with the connection (what it wrote is delivered first).
+    if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) socket.destroy();
+    // Not on a socket that closed already: end() would build an error to report (~4% of the
+    // relay's CPU when every user connection carries one request).
+    else if (!socket.destroyed) socket.end();
+  });
+  socket.on('close', (hadError) => {
+    if (stream.closed || refused) return;
+    // A clean close: the connector ends the stream by itself; a reset for each closed connection
+    // would count against nghttp2's reset-rate limit on the connector.
+    if (!hadError && carried) setTimeout(() => { if (!stream.closed) stream.close(NGHTTP2_CANCEL); }, CLOSE_GRACE_MS).unref();
+    else stream.close(NGHTTP2_CANCEL);
+  });
 }
 
 /**

@@ -12,6 +12,7 @@ import { rawUserError, sendUserError, userErrors, type UserError } from '../shar
 import type { Tunnel, TunnelRegistry } from './tunnel-registry.js';
 import { addForwardedHeaders, joinPath, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
 import { countMovedChunk } from '../shared/bulk-pipe.js';
+import { stopUnneededUpload } from '../shared/http2-users.js';
 
 export type { PublishedApp };
 
@@ -27,7 +28,7 @@ export interface ForwardContext {
 type UserRequest = IncomingMessage | Http2ServerRequest;
 type UserResponse = ServerResponse | Http2ServerResponse;
 
-const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_HTTP_1_1_REQUIRED } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_HTTP_1_1_REQUIRED } = http2.constants;
 
 export function hostOf(headers: IncomingHttpHeaders | H2Headers): string {
   return String(headers[':authority'] ?? headers.host ?? '').toLowerCase();
@@ -93,7 +94,12 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
     rewriteLocation(out, app);
     res.writeHead(status, out as Record<string, string | string[]>);
     stream.on('data', countMovedChunk).pipe(res as NodeJS.WritableStream);
-    if (hasBody && 'stream' in req) stream.once('end', () => stopUnneededUpload(req, res as Http2ServerResponse, stream));
+    if (hasBody && 'stream' in req) {
+      stream.once('end', () => stopUnneededUpload(req, res as Http2ServerResponse, () => {
+        req.unpipe(stream);
+        if (!stream.closed) stream.close(NGHTTP2_CANCEL);
+      }));
+    }
   });
   stream.on('error', (error) => {
     clearTimeout(timer);
@@ -121,30 +127,6 @@ export function forwardRequest(ctx: ForwardContext, req: UserRequest, res: UserR
     clearTimeout(timer);
     if (!res.writableFinished && !stream.closed) stream.close(NGHTTP2_CANCEL);
   });
-}
-
-/** How much of an upload nobody wants the relay drains before it resets the user's stream. */
-const DRAIN_LIMIT = 16 << 20;
-
-/**
- * The answer is complete but an HTTP/2 user is still uploading (the backend answered without
- * reading the body: a 401, a 413...). The rest of the upload is no longer carried down the tunnel
- * (its stream is cancelled, so the backend request is dropped, never reused half-sent). The relay
- * drains what the client still sends, so the client finishes normally, as over HTTP/1.1; past
- * DRAIN_LIMIT it sends RST_STREAM(NO_ERROR), which RFC 9113 §8.1 allows after a complete response
- * (some clients report that as an error, hence draining first). Without this the client waits for
- * flow-control credit that nobody gives.
- */
-function stopUnneededUpload(req: Http2ServerRequest, res: Http2ServerResponse, stream: ClientHttp2Stream): void {
-  if (req.complete) return;
-  req.unpipe(stream);
-  if (!stream.closed) stream.close(NGHTTP2_CANCEL);
-  let drained = 0;
-  req.on('data', (chunk: Buffer) => {
-    drained += chunk.length;
-    if (drained > DRAIN_LIMIT && !res.stream.closed) res.stream.close(NGHTTP2_NO_ERROR);
-  });
-  req.resume();
 }
 
 /** Handles an HTTP/1.1 Upgrade (WebSocket) by opening an extended CONNECT stream. */

@@ -20,7 +20,8 @@ import { RelayStore } from './store.js';
 import { TunnelRegistry } from './tunnel-registry.js';
 import { acceptTunnel } from './tunnel-acceptor.js';
 import { forwardRequest, forwardUpgrade, type PublishedApp } from './forward.js';
-import { carryConnection, type ConnectionStreamContext } from './connection-stream.js';
+import { carryConnection, carryHttp2Connection, type ConnectionStreamContext } from './connection-stream.js';
+import { USER_HTTP2_SETTINGS } from '../shared/http2-users.js';
 import { normalizeHost } from '../shared/published-app.js';
 import { createRegistrationServer } from './registration.js';
 import { createReleaseEndpoints } from './releases.js';
@@ -42,6 +43,8 @@ export class Relay {
   private store!: RelayStore;
   private identity!: RelayIdentity;
   private apps = new Map<string, PublishedApp>();
+  /** https apps by their external host name alone (a TLS server name has no port); null: more than one has it. */
+  private appsByName = new Map<string, PublishedApp | null>();
   private dataVersion = -1;
   private draining = false;
   private readonly inflight = { count: 0 };
@@ -67,6 +70,7 @@ export class Relay {
 
     const forward: ConnectionStreamContext = {
       findApp: (host) => this.apps.get(normalizeHost(host)),
+      findAppByServerName: (serverName) => this.appsByName.get(normalizeHost(serverName)) ?? undefined,
       tunnels: this.tunnels,
       logger,
       isDraining: () => this.draining,
@@ -102,19 +106,23 @@ export class Relay {
     tunnelServer.on('tlsClientError', (error, socket) => logger.warn({ err: error, remote: socket.remoteAddress }, 'tunnel TLS handshake failed'));
 
     // Users: HTTPS; HTTP/2 (a stream per request) or HTTP/1.1, told apart by ALPN after the handshake.
-    const http2Users: Http2Server = http2.createServer({ settings: { initialWindowSize: 1 << 20 } }, (req, res) => forwardRequest(forward, req, res, 'https'));
+    const http2Users: Http2Server = http2.createServer({ settings: USER_HTTP2_SETTINGS }, (req, res) => forwardRequest(forward, req, res, 'https'));
     http2Users.on('session', (session: ServerHttp2Session) => {
       this.userSessions.add(session);
       session.once('close', () => this.userSessions.delete(session));
     });
     const http1OverTls = http1Users('https');
+    const http2PerRequest = (socket: tls.TLSSocket) => http2Users.emit('connection', socket);
+    const http2OverTls = config.connectionStreams
+      ? (socket: tls.TLSSocket) => carryHttp2Connection(forward, socket, http2PerRequest)
+      : http2PerRequest;
     const userServer = tls.createServer({
       cert: pemChain(this.identity.user.certPem, config.tls ? '' : this.identity.ca.certPem),
       key: this.identity.user.keyPem,
       ALPNProtocols: ['h2', 'http/1.1'],
     }, (socket: tls.TLSSocket) => {
       socket.setNoDelay(true);
-      if (socket.alpnProtocol === 'h2') http2Users.emit('connection', socket);
+      if (socket.alpnProtocol === 'h2') http2OverTls(socket);
       else http1OverTls(socket);
     });
 
@@ -180,6 +188,14 @@ export class Relay {
       apps.set(row.externalHost, { name: row.name, externalUrl: new URL(row.externalUrl), internalUrl: new URL(row.internalUrl), group: row.group, timeoutMs: row.timeoutMs, mode: row.mode });
     }
     this.apps = apps;
+    const appsByName = new Map<string, PublishedApp | null>();
+    for (const app of apps.values()) {
+      // Only an https app can be what a TLS connection is for (an http one is served on userPlain).
+      if (app.externalUrl.protocol !== 'https:') continue;
+      const name = normalizeHost(app.externalUrl.hostname);
+      appsByName.set(name, appsByName.has(name) ? null : app);
+    }
+    this.appsByName = appsByName;
     for (const tunnel of this.tunnels.all()) {
       const row = this.store.getConnector(tunnel.connectorId);
       if (!row || row.revokedAt) {

@@ -33,6 +33,8 @@ export const FERRY_HEADERS = {
   timeoutMs: 'ferry-timeout-ms',
   /** `http` or `passthrough` (see PublishedApp.mode). */
   appMode: 'ferry-app-mode',
+  /** `h2`: the stream carries an HTTP/2 user connection (CONNECTOR_FEATURES.http2ConnectionStreams); absent: HTTP/1.1. */
+  userProtocol: 'ferry-user-protocol',
 } as const;
 
 /**
@@ -45,6 +47,11 @@ export const CONNECTOR_FEATURES = {
    * connector reads the requests (mode http) or splices the bytes to the app (mode passthrough).
    */
   connectionStreams: 'connection-streams',
+  /**
+   * One stream per HTTP/2 user connection whose TLS server name names an app: the connector runs
+   * the user's HTTP/2 session on it, so the relay moves bytes instead of re-sending every request.
+   */
+  http2ConnectionStreams: 'http2-connection-streams',
 } as const;
 
 /** Control requests the relay sends on a new tunnel. */

@@ -3,6 +3,7 @@
 // must be what the per-request path gives (headers, pages, WebSocket), plus what only a connection
 // stream does: requests of one connection stay on it (pipelining in order; another app's Host gets
 // 421), passthrough apps get the bytes unchanged, and a draining relay closes idle connections.
+// HTTP/2 users whose TLS server name names an app get the same: the connector runs their session.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { startSampleBackend, type SampleBackend } from '../../src/demo/sample-ba
 
 const get = (path: string, host: string, last = false) => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${last ? 'Connection: close\r\n' : ''}\r\n`;
 
-describe('connection streams (HTTP/1.1 users)', () => {
+describe('connection streams (HTTP/1.1 users, and HTTP/2 users by server name)', () => {
   const stack = new FerryStack();
   let backend: SampleBackend;
   let ca: Buffer;
@@ -99,20 +100,42 @@ describe('connection streams (HTTP/1.1 users)', () => {
     assert.equal(unknown.status, 404);
   });
 
-  it('HTTP/2 users still get a stream per request', async () => {
-    const session = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca, servername: 'app.localhost' });
+  it('HTTP/2 users: the connector serves a session whose server name names an app; another host on it gets 421', async () => {
+    const h2Get = (session: http2.ClientHttp2Session, authority: string, path = '/headers') => new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const stream = session.request({ ':path': path, ':authority': authority, accept: 'application/json' });
+      let status = 0;
+      let body = '';
+      stream.setEncoding('utf8');
+      stream.on('response', (headers) => { status = Number(headers[':status']); });
+      stream.on('data', (chunk: string) => { body += chunk; });
+      stream.on('end', () => resolve({ status, body }));
+      stream.on('error', reject);
+    });
+    // Server name app.localhost: one connection stream, the connector runs the session.
+    const named = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca, servername: 'app.localhost' });
     try {
-      const body = await new Promise<string>((resolve, reject) => {
-        const stream = session.request({ ':path': '/headers', ':authority': app });
-        let text = '';
-        stream.setEncoding('utf8');
-        stream.on('data', (chunk: string) => { text += chunk; });
-        stream.on('end', () => resolve(text));
-        stream.on('error', reject);
-      });
-      assert.equal((JSON.parse(body) as { headers: Record<string, string> }).headers['x-forwarded-for'], '127.0.0.1');
+      const answers = await Promise.all([h2Get(named, app), h2Get(named, app, '/hello'), h2Get(named, app)]);
+      assert.deepEqual(answers.map((a) => a.status), [200, 200, 200]);
+      const seen = JSON.parse(answers[0].body) as { headers: Record<string, string> };
+      assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
+      assert.equal(seen.headers['x-forwarded-proto'], 'https');
+      assert.equal(seen.headers['x-forwarded-host'], app);
+      // A browser may send another app's requests on this connection (the certificate names both):
+      // 421 Misdirected Request sends it to a connection of that app's own (RFC 9113 §9.1.2).
+      const misdirected = await h2Get(named, other);
+      assert.equal(misdirected.status, 421, misdirected.body);
+      assert.equal((await h2Get(named, app, '/hello')).body, 'hello\n', 'the session goes on after a 421');
     } finally {
-      session.close();
+      named.close();
+    }
+    // No server name (an address): the relay's own HTTP/2 server, a tunnel stream per request,
+    // which routes each request by its :authority.
+    const unnamed = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca, checkServerIdentity: () => undefined });
+    try {
+      assert.equal((await h2Get(unnamed, app)).status, 200);
+      assert.equal((await h2Get(unnamed, other)).status, 200);
+    } finally {
+      unnamed.close();
     }
   });
 
@@ -140,9 +163,20 @@ describe('connection streams (HTTP/1.1 users)', () => {
     await waitFor(() => (answered.includes('hello\n') ? true : undefined), 10_000, 'the first answer');
     const closed = new Promise((resolve) => socket.once('close', resolve));
     socket.on('error', () => undefined);
+    // And an idle HTTP/2 session the connector serves: the browser is told GOAWAY.
+    const session = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca, servername: 'app.localhost' });
+    session.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      const stream = session.request({ ':path': '/hello', ':authority': app });
+      stream.on('error', reject);
+      stream.resume();
+      stream.on('end', resolve);
+    });
+    const toldGoaway = new Promise((resolve) => session.once('goaway', resolve));
+    const sessionClosed = new Promise((resolve) => session.once('close', resolve));
     const started = Date.now();
     await stack.relay.stop(20_000);
-    await closed;
+    await Promise.all([closed, toldGoaway, sessionClosed]);
     assert.ok(Date.now() - started < 10_000, `the relay waited ${Date.now() - started} ms for an idle connection; connector: ${connector.log().split('\n').filter((l) => l.includes('GOAWAY')).join('\n')}`);
     await stack.relay.restart();
     await stack.waitForTunnels(2, 20_000);

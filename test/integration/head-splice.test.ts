@@ -34,6 +34,13 @@ async function startScriptedApp(): Promise<{ port: number; seen: SeenRequest[]; 
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
     let buffer = Buffer.alloc(0);
+    // Bytes not yet joined to `buffer`: joining and searching all of it on every read made an
+    // 8 MiB upload quadratic, and the app too slow for its timeout when reads came in small pieces.
+    let parts: Buffer[] = [];
+    let partsLength = 0;
+    let tail = '';
+    /** The message in progress has its head: what completes it. */
+    let awaiting: { chunked: boolean; bodyEnd: number } | undefined;
     let busy = false;
     const next = async (): Promise<void> => {
       if (busy) return;
@@ -43,12 +50,14 @@ async function startScriptedApp(): Promise<{ port: number; seen: SeenRequest[]; 
       const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
       const chunked = /\r\ntransfer-encoding: *chunked/i.test(head);
       let bodyEnd = end + 4 + length;
+      awaiting = { chunked, bodyEnd };
       if (chunked) {
         const last = buffer.indexOf('\r\n0\r\n\r\n', end);
         if (last === -1 && !buffer.subarray(end + 4).toString().startsWith('0\r\n\r\n')) return;
         bodyEnd = last === -1 ? end + 9 : last + 7;
       }
       if (buffer.length < bodyEnd) return;
+      awaiting = undefined;
       const body = buffer.subarray(end + 4, bodyEnd);
       buffer = buffer.subarray(bodyEnd);
       busy = true;
@@ -64,7 +73,14 @@ async function startScriptedApp(): Promise<{ port: number; seen: SeenRequest[]; 
     };
     let slowed = false;
     socket.on('data', (chunk: Buffer) => {
-      buffer = Buffer.concat([buffer, chunk]);
+      parts.push(chunk);
+      partsLength += chunk.length;
+      tail = (tail + chunk.toString('latin1', Math.max(0, chunk.length - 8))).slice(-8);
+      const complete = !awaiting || (awaiting.chunked ? tail.includes('0\r\n\r\n') : buffer.length + partsLength >= awaiting.bodyEnd);
+      if (!complete) return;
+      buffer = Buffer.concat([buffer, ...parts]);
+      parts = [];
+      partsLength = 0;
       if (!slowed && buffer.includes('/slow-reader')) {
         // As a busy app: it stops reading for a while, so the sender's writes back up.
         slowed = true;
@@ -306,16 +322,22 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
     assert.match(raw, /^HTTP\/1\.1 400 /);
   });
 
-  describe('app client (HTTP/2 users: a tunnel stream per request)', () => {
-    let session: http2.ClientHttp2Session;
+  describe('app client (HTTP/2 users: their sessions run on the connector)', () => {
+    // A session per app, named by its server name, as a browser opens them.
+    const sessions = new Map<string, http2.ClientHttp2Session>();
+    const sessionFor = (host: string) => {
+      const name = host.replace(/:\d+$/, '');
+      let session = sessions.get(name);
+      if (!session) sessions.set(name, (session = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca, servername: name })));
+      return session;
+    };
     const h2 = (path: string, options: { method?: string; host?: string; headers?: http2.OutgoingHttpHeaders; body?: string } = {}) =>
-      http2Exchange(session, { ':method': options.method ?? 'GET', ':path': path, ':authority': options.host ?? app, ...options.headers }, options.body);
+      http2Exchange(sessionFor(options.host ?? app), { ':method': options.method ?? 'GET', ':path': path, ':authority': options.host ?? app, ...options.headers }, options.body);
     const echoed = (answer: Http2Answer) => JSON.parse(answer.body) as SeenRequest;
 
-    before(() => {
-      session = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca, servername: 'app.localhost' });
+    after(() => {
+      for (const session of sessions.values()) session.close();
     });
-    after(() => session.close());
 
     it('takes the chunked framing off (trailers and Content-Length dropped) and reuses the app connection', async () => {
       const chunked = await h2('/chunked');
