@@ -88,8 +88,14 @@ export const H2LOAD = '/usr/bin/h2load';
  */
 export async function h2loadGet(target: Target, connections: number, streams: number, durationS: number): Promise<H2loadResult> {
   const args = ['-D', String(durationS), '-c', String(connections), '-m', String(streams), '-t', '1'];
-  if (target.host) args.push('-H', `:authority: ${target.host}`);
-  args.push(`${target.baseUrl}${target.paths.small}`);
+  if (target.host) {
+    // The app's name in the URL (so in SNI and :authority, as a browser sends them), the loopback
+    // port to connect to.
+    const url = new URL(target.baseUrl);
+    args.push(`--connect-to=${url.hostname}:${url.port}`, `https://${target.host}${target.paths.small}`);
+  } else {
+    args.push(`${target.baseUrl}${target.paths.small}`);
+  }
   const out = await run(H2LOAD, args, (durationS + 20) * 1000);
   const rate = /finished in ([\d.]+)s, ([\d.]+) req\/s/.exec(out.stdout);
   const counts = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out.stdout);
