@@ -8,6 +8,11 @@
 // server instead: an unknown host, no connector with the feature, a head too large or too slow,
 // a relay that is draining, a connector that refuses the stream. That server then answers with
 // the usual pages (404, 502, 503), so the fast path never changes what a user sees.
+//
+// An HTTP/2 user connection becomes one tunnel stream too when its TLS server name names an app
+// (CONNECTOR_FEATURES.http2ConnectionStreams): the connector runs the user's HTTP/2 session. The
+// relay reads nothing from it first; anything unusual goes to the relay's own HTTP/2 server.
+// May import: shared/, ./forward.js and ./tunnel-registry.js types.
 import http2, { type ClientHttp2Stream } from 'node:http2';
 import type http from 'node:http';
 import type net from 'node:net';
