@@ -111,10 +111,13 @@ export function createConnectionStreams(requester: BackendRequester, appClient: 
       stream.respond({ ':status': 400, [FERRY_HEADERS.error]: 'bad-internal-url', [FERRY_HEADERS.errorDetail]: 'the relay sent no usable app description' }, { endStream: true });
       return;
     }
-    if (connection.app.mode === 'passthrough') return splice(stream, connection);
+    // An HTTP/2 user's requests follow the usual rules, a passthrough app's too: its app speaks
+    // HTTP/1.1, so the bytes cannot go through as they are.
+    const http2User = headers[FERRY_HEADERS.userProtocol] === 'h2';
+    if (connection.app.mode === 'passthrough' && !http2User) return splice(stream, connection);
     stream.respond({ ':status': 200 });
     const entry = serverFor(stream.session as ServerHttp2Session);
-    if (headers[FERRY_HEADERS.userProtocol] === 'h2') return serveHttp2(stream, connection, entry);
+    if (http2User) return serveHttp2(stream, connection, entry);
     const { app } = connection;
     if (!requester.isDirectHttp(app.internalUrl)) return toServer(stream, connection, entry, undefined);
     // An app reached DIRECT over plain http: the head splice, until a request it does not take.

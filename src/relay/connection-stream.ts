@@ -75,14 +75,14 @@ export function carryConnection(ctx: ConnectionStreamContext, socket: net.Socket
  * the connector (Node's `request()` alone was a quarter of its CPU per HTTP/2 user request) and
  * the two header conversions go away. Nothing is read from the user before the connector accepts
  * the stream, so a refusal hands the untouched connection to the relay's own HTTP/2 server (and
- * so do no server name, an unknown one, a passthrough app and a draining relay). Requests for
+ * so do no server name, an unknown one and a draining relay). Requests for
  * another host on the connection (a browser coalescing apps that share the certificate) get 421
  * from the connector, and the browser sends them on a connection of their own.
  */
 export function carryHttp2Connection(ctx: ConnectionStreamContext, socket: tls.TLSSocket, perRequest: (socket: tls.TLSSocket) => void): void {
   const serverName = typeof socket.servername === 'string' ? socket.servername : undefined;
   const app = serverName && !ctx.isDraining() ? ctx.findAppByServerName(serverName) : undefined;
-  const tunnel = app?.mode === 'http' ? ctx.tunnels.pick(app.group, CONNECTOR_FEATURES.http2ConnectionStreams) : undefined;
+  const tunnel = app && ctx.tunnels.pick(app.group, CONNECTOR_FEATURES.http2ConnectionStreams);
   if (!app || !tunnel) return perRequest(socket);
   openConnectionStream(ctx, socket, app, tunnel, { userProto: 'https', userProtocol: 'h2', handOver: () => perRequest(socket) });
 }

@@ -128,6 +128,15 @@ describe('connection streams (HTTP/1.1 users, and HTTP/2 users by server name)',
     } finally {
       named.close();
     }
+    // A passthrough app's HTTP/2 users too, with the usual rules (its app speaks HTTP/1.1).
+    const passthrough = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca, servername: 'slow.localhost' });
+    try {
+      const seen = await h2Get(passthrough, `slow.localhost:${stack.relay.ports.user}`);
+      assert.equal((JSON.parse(seen.body) as { headers: Record<string, string> }).headers['x-forwarded-for'], '127.0.0.1');
+      assert.equal((await h2Get(passthrough, app)).status, 421, 'the connector serves the session');
+    } finally {
+      passthrough.close();
+    }
     // No server name (an address): the relay's own HTTP/2 server, a tunnel stream per request,
     // which routes each request by its :authority.
     const unnamed = http2.connect(`https://127.0.0.1:${stack.relay.ports.user}`, { ca, checkServerIdentity: () => undefined });
