@@ -161,7 +161,10 @@ export function createConnectionStreams(requester: BackendRequester, appClient: 
       userSession.once('close', () => entry.http2Sessions.delete(userSession));
       if (entry.draining) userSession.close();
     });
-    server.emit('connection', streamAsSocket(stream));
+    // The stream itself is the session's socket: Node wraps it (JSStreamSocket) and writes it
+    // Buffers only, so the adapter Node's HTTP/1.1 server needs (streamAsSocket) is not (one JS
+    // stream layer less per read and write).
+    server.emit('connection', stream);
   }
 
   function splice(stream: ServerHttp2Stream, connection: ConnectionFacts): void {
