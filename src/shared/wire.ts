@@ -2,7 +2,8 @@
 //
 // After TLS, roles reverse: the relay is the HTTP/2 client and the connector the HTTP/2 server.
 // Each user request is one stream, or, for HTTP/1.1 users of a connector that announced
-// CONNECTOR_FEATURES.connectionStreams, each user connection is one CONNECT stream. The relay tells the connector where the request goes with
+// CONNECTOR_FEATURES.connectionStreams (and HTTP/2 users whose TLS server name names an app, of one
+// that announced http2ConnectionStreams), each user connection is one CONNECT stream. The relay tells the connector where the request goes with
 // FERRY_HEADERS.internalUrl (the relay is trusted; the connector validates the scheme), and the
 // connector tells the relay why a backend failed with FERRY_HEADERS.error.
 
