@@ -6,7 +6,7 @@ import http2, { type Http2ServerRequest, type Http2ServerResponse, type Settings
 
 const { NGHTTP2_NO_ERROR } = http2.constants;
 
-/** The user session's settings: a 1 MiB stream window (64 KiB left downloads waiting for WINDOW_UPDATE). */
+/** The user session's settings (as the relay's own HTTP/2 server has always had them). */
 export const USER_HTTP2_SETTINGS: Settings = { initialWindowSize: 1 << 20 };
 
 /** How much of an upload nobody wants is drained before the user's stream is reset. */
@@ -31,5 +31,3 @@ export function stopUnneededUpload(req: Http2ServerRequest, res: Http2ServerResp
   });
   req.resume();
 }
-
-
