@@ -27,7 +27,7 @@ import { bulkPipe } from '../shared/bulk-pipe.js';
 import { requestHasBody } from '../shared/http1-heads.js';
 import { stopUnneededUpload, USER_HTTP2_SETTINGS } from '../shared/http2-users.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_HTTP_1_1_REQUIRED, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_HTTP_1_1_REQUIRED } = http2.constants;
 
 type UserRequest = IncomingMessage | Http2ServerRequest;
 type UserResponse = ServerResponse | Http2ServerResponse;
@@ -213,9 +213,13 @@ function forwardRequest(connection: ConnectionFacts, req: UserRequest, res: User
   const accept = req.headers.accept;
   /** The user connection ends after this answer (HTTP/1.1; an HTTP/2 session carries on). */
   const closeAfter = () => { if ('shouldKeepAlive' in res) res.shouldKeepAlive = false; };
-  /** An answer cut short: the user must see it cut (a reset stream, a closed connection), not complete. */
+  /**
+   * An answer cut short: the user must see it cut (a reset stream, a closed connection), not
+   * complete. Not `close(code)` on a stream: Node ends its writable side first, and a user who
+   * already ended theirs would see a clean end (see cutAnswer in backend.ts).
+   */
   const cut = () => {
-    if (userStream) userStream.close(NGHTTP2_INTERNAL_ERROR);
+    if (userStream) userStream.destroy(new Error('the app\'s answer was cut short'));
     else res.destroy();
   };
   if (normalizeHost(host) !== normalizeHost(app.externalUrl.host)) {
