@@ -26,6 +26,7 @@ import type { AppClient } from './app-client.js';
 import { bulkPipe } from '../shared/bulk-pipe.js';
 import { requestHasBody } from '../shared/http1-heads.js';
 import { stopUnneededUpload, USER_HTTP2_SETTINGS } from '../shared/http2-users.js';
+import { serveUserStream } from './http2-user-stream.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_HTTP_1_1_REQUIRED } = http2.constants;
 
@@ -155,7 +156,10 @@ export function createConnectionStreams(requester: BackendRequester, appClient: 
   /** An HTTP/2 user connection: Node's HTTP/2 session on the stream, one per connection. */
   function serveHttp2(stream: ServerHttp2Stream, connection: ConnectionFacts, entry: SessionServer): void {
     const server = http2.createServer({ settings: USER_HTTP2_SETTINGS });
-    server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => forwardRequest(connection, req, res, requester, appClient, logger));
+    // An app the app client serves (one per connection: other hosts get 421): the lean per-stream
+    // path. Others (https apps, the backend proxy): Node's compatibility objects and forwardRequest.
+    if (requester.isDirectHttp(connection.app.internalUrl)) server.on('stream', (userStream: ServerHttp2Stream, headers: IncomingHttpHeaders) => serveUserStream(connection, userStream, headers, appClient, logger));
+    else server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => forwardRequest(connection, req, res, requester, appClient, logger));
     server.on('session', (userSession: ServerHttp2Session) => {
       entry.http2Sessions.add(userSession);
       userSession.once('close', () => entry.http2Sessions.delete(userSession));

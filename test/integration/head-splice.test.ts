@@ -405,6 +405,13 @@ describe('head splice (connection streams to a DIRECT plain-http app)', () => {
       assert.equal(cut.body, 'partial');
     });
 
+    it('answers an app that does not answer with the 504 page after the app\'s timeout, and the session goes on', async () => {
+      const silent = await h2('/never', { headers: { accept: 'application/json' } });
+      assert.equal(silent.status, 504);
+      assert.match(silent.body, /"code":"backend-timeout"/);
+      assert.equal((await h2('/echo')).status, 200);
+    });
+
     it('answers an app that refuses the connection with the 502 page naming the class', async () => {
       const refused = await h2('/', { host: `dead.localhost:${stack.relay.ports.user}`, headers: { accept: 'application/json' } });
       assert.equal(refused.status, 502);
