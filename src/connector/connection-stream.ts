@@ -7,8 +7,9 @@
 //   Node's HTTP/1.1 server reading the requests off the stream;
 // - mode passthrough: the stream is spliced to a byte stream to the app (bytes only).
 // An HTTP/2 user connection (CONNECTOR_FEATURES.http2ConnectionStreams, FERRY_HEADERS.userProtocol
-// h2) gets an HTTP/2 session of Node's on the stream, and its requests go the way Node's HTTP/1.1
-// server's do, with what HTTP/2 changes (no connection-bound authentication: HTTP_1_1_REQUIRED).
+// h2) gets an HTTP/2 session of Node's on the stream. Its requests take the lean per-stream path
+// (http2-user-stream.ts) for an app the app client serves, else the way Node's HTTP/1.1 server's
+// do, with what HTTP/2 changes (no connection-bound authentication: HTTP_1_1_REQUIRED).
 // One HTTP server per tunnel session, so a relay's GOAWAY drains only that session's connections.
 import type net from 'node:net';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';

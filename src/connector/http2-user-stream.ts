@@ -14,11 +14,9 @@ import { addForwardedHeaders, appTarget, joinPath, normalizeHost, rewriteLocatio
 import type { Logger } from '../shared/log.js';
 import type { AnswerSink, AppClient } from './app-client.js';
 import { classifyBackendFailure } from './backend.js';
+import { drainUnneededUpload } from '../shared/http2-users.js';
 
 const { NGHTTP2_HTTP_1_1_REQUIRED, NGHTTP2_NO_ERROR } = http2.constants;
-
-/** How much of an upload nobody wants is drained before the stream is reset (as http2-users.ts). */
-const DRAIN_LIMIT = 16 << 20;
 
 export interface UserStreamFacts {
   app: PublishedApp;
@@ -109,8 +107,8 @@ class UserStreamAnswer implements AnswerSink {
   end(): void {
     this.complete = true;
     this.stream.end();
-    // An answer before the whole upload: drain the rest (up to DRAIN_LIMIT), then reset.
-    if (!this.stream.endAfterHeaders && !this.stream.readableEnded) drainUpload(this.stream);
+    // An answer before the whole upload: the rest is drained (see shared/http2-users.ts).
+    if (!this.stream.endAfterHeaders && !this.stream.readableEnded) drainUnneededUpload(this.stream, this.stream);
   }
 
   fail(error: NodeJS.ErrnoException): void {
@@ -137,15 +135,6 @@ class UserStreamAnswer implements AnswerSink {
     clearTimeout(this.timer);
     if (!this.complete) this.exchange?.cancel();
   }
-}
-
-function drainUpload(stream: ServerHttp2Stream): void {
-  let drained = 0;
-  stream.on('data', (chunk: Buffer) => {
-    drained += chunk.length;
-    if (drained > DRAIN_LIMIT && !stream.closed) stream.close(NGHTTP2_NO_ERROR);
-  });
-  stream.resume();
 }
 
 /** The user error page as this stream's answer. */

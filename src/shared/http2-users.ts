@@ -1,8 +1,9 @@
 // What an HTTP/2 user's session gets from Ferry wherever it is served: by the relay (a tunnel
 // stream per request) or by the connector (the whole connection as one tunnel stream,
 // CONNECTOR_FEATURES.http2ConnectionStreams). Both sides must behave the same to a browser.
-// May import: node:http2 only.
-import http2, { type Http2ServerRequest, type Http2ServerResponse, type Settings } from 'node:http2';
+// May import: node:http2 and node:stream types only.
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Stream, type Settings } from 'node:http2';
+import type { Readable } from 'node:stream';
 
 const { NGHTTP2_NO_ERROR } = http2.constants;
 
@@ -24,10 +25,15 @@ const DRAIN_LIMIT = 16 << 20;
 export function stopUnneededUpload(req: Http2ServerRequest, res: Http2ServerResponse, stopCarrying: () => void): void {
   if (req.complete) return;
   stopCarrying();
+  drainUnneededUpload(req, res.stream);
+}
+
+/** Reads and drops what is left of `upload`; past DRAIN_LIMIT, `userStream` is reset (NO_ERROR). */
+export function drainUnneededUpload(upload: Readable, userStream: Http2Stream): void {
   let drained = 0;
-  req.on('data', (chunk: Buffer) => {
+  upload.on('data', (chunk: Buffer) => {
     drained += chunk.length;
-    if (drained > DRAIN_LIMIT && !res.stream.closed) res.stream.close(NGHTTP2_NO_ERROR);
+    if (drained > DRAIN_LIMIT && !userStream.closed) userStream.close(NGHTTP2_NO_ERROR);
   });
-  req.resume();
+  upload.resume();
 }
