@@ -144,28 +144,34 @@ async function forwardPlanned(stream: ServerHttp2Stream, tunnelRequest: TunnelRe
   stream.on('error', () => exchange.destroy());
 }
 
-/** A tunnel stream as the sink of the app client; the stream's flow control paces the app. */
-class TunnelStreamAnswer implements AnswerSink {
+/**
+ * An HTTP/2 stream as the sink of the app client's answer: the stream's flow control paces the
+ * app. One object per request (an open long-poll holds only this), for a tunnel stream here and
+ * for an HTTP/2 user's stream on a session the connector runs (http2-user-stream.ts).
+ */
+export abstract class StreamAnswer implements AnswerSink {
   complete = false;
   exchange: { cancel(): void } | undefined;
 
-  constructor(private readonly stream: ServerHttp2Stream, private readonly app: string, private readonly internal: URL, private readonly logger: Logger) {
-    (stream as ServerHttp2Stream & { [ANSWER]?: TunnelStreamAnswer })[ANSWER] = this;
-  }
+  constructor(protected readonly stream: ServerHttp2Stream, protected readonly logger: Logger) {}
 
-  /** Reset by the relay (the user went away, or the answer came before the whole upload). */
+  /** The stream was reset (its user went away, or the answer came before the whole upload). */
   bodyCut(): boolean {
     const { rstCode } = this.stream;
     return rstCode !== undefined && rstCode !== http2.constants.NGHTTP2_NO_ERROR;
   }
 
-  head(status: number, headers: Record<string, string | string[] | undefined>): boolean {
+  abstract head(status: number, headers: Record<string, string | string[] | undefined>): boolean;
+  abstract fail(error: NodeJS.ErrnoException): void;
+
+  /** Sends the answer's head; false when the stream cannot take it any more. */
+  protected respond(headers: http2.OutgoingHttpHeaders): boolean {
     if (this.stream.destroyed) return false;
     try {
-      this.stream.respond({ ':status': status, ...endToEndHeaders(headers) });
+      this.stream.respond(headers);
       return true;
     } catch (error) {
-      this.logger.debug({ err: error }, 'could not send response headers on the tunnel');
+      this.logger.debug({ err: error }, 'could not send the answer\'s head on the stream');
       return false;
     }
   }
@@ -181,6 +187,18 @@ class TunnelStreamAnswer implements AnswerSink {
   end(): void {
     this.complete = true;
     this.stream.end();
+  }
+}
+
+/** A tunnel stream as the sink of the app client; a failure is a `ferry-error` answer the relay renders. */
+class TunnelStreamAnswer extends StreamAnswer {
+  constructor(stream: ServerHttp2Stream, private readonly app: string, private readonly internal: URL, logger: Logger) {
+    super(stream, logger);
+    (stream as ServerHttp2Stream & { [ANSWER]?: TunnelStreamAnswer })[ANSWER] = this;
+  }
+
+  head(status: number, headers: Record<string, string | string[] | undefined>): boolean {
+    return this.respond({ ':status': status, ...endToEndHeaders(headers) });
   }
 
   fail(error: NodeJS.ErrnoException): void {

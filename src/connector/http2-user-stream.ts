@@ -6,17 +6,17 @@
 // The rules are the published app's, as everywhere: Host check (421), X-Forwarded-*, path prefix,
 // Location rewrite, 502/504 pages; HTTP/2 specifics as in forwardRequest (HTTP_1_1_REQUIRED for
 // NTLM/Negotiate, an unneeded upload drained, a cut answer reset).
-// May import: shared/, ./app-client.js, ./backend.js (classifyBackendFailure).
+// May import: shared/, ./app-client.js types, ./backend.js (StreamAnswer, classifyBackendFailure).
 import http2, { type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { endToEndHeaders, isConnectionAuth } from '../shared/wire.js';
 import { renderUserError, userErrors, type UserError } from '../shared/error-page.js';
 import { addForwardedHeaders, appTarget, joinPath, normalizeHost, rewriteLocation, type PublishedApp } from '../shared/published-app.js';
 import type { Logger } from '../shared/log.js';
-import type { AnswerSink, AppClient } from './app-client.js';
-import { classifyBackendFailure } from './backend.js';
+import type { AppClient } from './app-client.js';
+import { classifyBackendFailure, StreamAnswer } from './backend.js';
 import { drainUnneededUpload } from '../shared/http2-users.js';
 
-const { NGHTTP2_HTTP_1_1_REQUIRED, NGHTTP2_NO_ERROR } = http2.constants;
+const { NGHTTP2_HTTP_1_1_REQUIRED } = http2.constants;
 
 export interface UserStreamFacts {
   app: PublishedApp;
@@ -58,23 +58,16 @@ function onTimeout(answer: UserStreamAnswer): void {
   answer.timedOut();
 }
 
-/** The user's stream as the app client's sink; the stream's flow control paces the app. */
-class UserStreamAnswer implements AnswerSink {
-  exchange: { cancel(): void } | undefined;
+/** The user's stream as the app client's sink; a failure is the user error page. */
+class UserStreamAnswer extends StreamAnswer {
   private answered = false;
-  private complete = false;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly stream: ServerHttp2Stream, private readonly app: PublishedApp, private readonly accept: string | undefined, private readonly logger: Logger) {
+  constructor(stream: ServerHttp2Stream, private readonly app: PublishedApp, private readonly accept: string | undefined, logger: Logger) {
+    super(stream, logger);
     (stream as AnsweredStream)[ANSWER] = this;
     this.timer = setTimeout(onTimeout, app.timeoutMs, this);
     this.timer.unref();
-  }
-
-  /** The user reset the stream (went away): the app's request ends too. */
-  bodyCut(): boolean {
-    const { rstCode } = this.stream;
-    return rstCode !== undefined && rstCode !== NGHTTP2_NO_ERROR;
   }
 
   head(status: number, headers: Record<string, string | string[] | undefined>): boolean {
@@ -87,26 +80,11 @@ class UserStreamAnswer implements AnswerSink {
     }
     const out = endToEndHeaders(headers);
     rewriteLocation(out, this.app);
-    try {
-      this.stream.respond({ ':status': status, ...out });
-      return true;
-    } catch (error) {
-      this.logger.debug({ err: error }, 'could not send response headers to the user');
-      return false;
-    }
+    return this.respond({ ':status': status, ...out });
   }
 
-  write(chunk: Buffer): boolean {
-    return this.stream.write(chunk);
-  }
-
-  onDrain(resume: () => void): void {
-    this.stream.on('drain', resume);
-  }
-
-  end(): void {
-    this.complete = true;
-    this.stream.end();
+  override end(): void {
+    super.end();
     // An answer before the whole upload: the rest is drained (see shared/http2-users.ts).
     if (!this.stream.endAfterHeaders && !this.stream.readableEnded) drainUnneededUpload(this.stream, this.stream);
   }
